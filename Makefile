@@ -1,0 +1,17 @@
+# The two commands of the README, plus helpers. Each installs what it needs into .venv.
+.PHONY: run test lint format clean
+
+run:  ## run web, worker, beat and the sandboxes on embedded defaults
+	scripts/run
+
+test:  ## lint and run the whole test suite (starts PostgreSQL and Redis if needed)
+	scripts/test
+
+lint:
+	.venv/bin/ruff check ohe tests benchmarks && .venv/bin/ruff format --check ohe tests benchmarks
+
+format:
+	.venv/bin/ruff check --fix ohe tests benchmarks && .venv/bin/ruff format ohe tests benchmarks
+
+clean:
+	rm -rf var .run .pytest_cache

@@ -1,0 +1,19 @@
+"""gunicorn settings for the web process (bind address comes from the command line).
+
+Workers are separate processes: Prometheus counters from each are merged through
+PROMETHEUS_MULTIPROC_DIR (set in the environment; wiped before start by scripts/run and by the
+Helm chart's emptyDir).
+"""
+
+workers = 2
+threads = 4
+worker_class = "gthread"
+timeout = 60
+graceful_timeout = 25
+keepalive = 5
+max_requests = 5000
+max_requests_jitter = 500
+accesslog = None
+errorlog = "-"
+capture_output = False
+forwarded_allow_ips = "*"

@@ -1,0 +1,1 @@
+"""Flask blueprints: providers, links (OAuth), sync, devices, webhooks, health and metrics."""

@@ -1,0 +1,241 @@
+"""Database models: who is linked to what, and the bookkeeping of syncs and webhooks.
+
+No health measurement is stored anywhere, by design: measurements pass through a task's memory
+(or a short-lived Redis page reference) on their way to the FHIR server. What is kept here is
+identity (EHR users, provider links), encrypted provider tokens, per-(link, data type) cursors,
+one row per sync run, the webhook dedup ledger, hashed API keys and the poison-message ledger.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ohe.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone, so we restore it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EncryptedText(TypeDecorator):
+    """A secret encrypted with the app's token cipher before it reaches the database."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return current_app.extensions["ohe"].cipher.encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return current_app.extensions["ohe"].cipher.decrypt(value)
+
+
+class LinkStatus(enum.StrEnum):
+    ACTIVE = "active"
+    NEEDS_REAUTH = "needs_reauth"
+    REVOKED = "revoked"
+
+
+class SyncState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class Provider(db.Model):
+    """A wearable provider this deployment offers, with its operator switches."""
+
+    __tablename__ = "provider"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_type: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    excluded_data_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    webhooks_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    success_deeplink_url: Mapped[str | None] = mapped_column(String(512))
+    error_deeplink_url: Mapped[str | None] = mapped_column(String(512))
+
+
+class EHRUser(db.Model):
+    """A patient of the hospital; ``ehr_user_id`` is the FHIR Patient id."""
+
+    __tablename__ = "ehr_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ehr_user_id: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    links: Mapped[list[ProviderLink]] = relationship(back_populates="ehr_user")
+
+    @property
+    def patient_reference(self) -> str:
+        return f"Patient/{self.ehr_user_id}"
+
+
+class ProviderLink(db.Model):
+    """One patient's authorisation at one provider, with its tokens encrypted at rest."""
+
+    __tablename__ = "provider_link"
+    __table_args__ = (
+        UniqueConstraint("ehr_user_id", "provider_id", name="uq_link_user_provider"),
+        Index("ix_link_provider_external", "provider_id", "external_user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ehr_user_id: Mapped[int] = mapped_column(ForeignKey("ehr_user.id", ondelete="CASCADE"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"))
+    external_user_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=LinkStatus.ACTIVE.value)
+    access_token: Mapped[str | None] = mapped_column(EncryptedText)
+    refresh_token: Mapped[str | None] = mapped_column(EncryptedText)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str | None] = mapped_column(String(512))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    status_reason: Mapped[str | None] = mapped_column(String(255))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    ehr_user: Mapped[EHRUser] = relationship(back_populates="links")
+    provider: Mapped[Provider] = relationship()
+    cursors: Mapped[list[SyncCursor]] = relationship(
+        back_populates="link", cascade="all, delete-orphan"
+    )
+
+
+class SyncCursor(db.Model):
+    """How far one (link, data type) has been written to FHIR, and what went wrong last."""
+
+    __tablename__ = "sync_cursor"
+    __table_args__ = (UniqueConstraint("link_id", "data_type", name="uq_cursor_link_type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("provider_link.id", ondelete="CASCADE"))
+    data_type: Mapped[str] = mapped_column(String(64))
+    position: Mapped[str | None] = mapped_column(String(255))
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_class: Mapped[str | None] = mapped_column(String(32))
+    last_error_message: Mapped[str | None] = mapped_column(String(1024))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    link: Mapped[ProviderLink] = relationship(back_populates="cursors")
+
+
+class SyncStatus(db.Model):
+    """One row per sync run: what triggered it, how far it got, and how it ended."""
+
+    __tablename__ = "sync_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("provider_link.id", ondelete="SET NULL"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    sync_type: Mapped[str] = mapped_column(String(32))
+    data_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default=SyncState.PENDING.value)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pages_planned: Mapped[int] = mapped_column(Integer, default=0)
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    records_fetched: Mapped[int] = mapped_column(Integer, default=0)
+    resources_written: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limit_waits: Mapped[int] = mapped_column(Integer, default=0)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(String(1024))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class WebhookEvent(db.Model):
+    """Dedup ledger of provider notifications: one row per distinct notification."""
+
+    __tablename__ = "webhook_event"
+    __table_args__ = (Index("ix_webhook_received", "received_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    external_user_id: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiKey(db.Model):
+    """An EHR backend's credential; only its SHA-256 is stored, the key is shown once."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FailedTask(db.Model):
+    """Poison-message ledger: tasks dropped after the redelivery cap or final retry."""
+
+    __tablename__ = "failed_task"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    task_id: Mapped[str] = mapped_column(String(64))
+    task_name: Mapped[str] = mapped_column(String(128))
+    queue: Mapped[str | None] = mapped_column(String(32))
+    args: Mapped[Any] = mapped_column(JSON)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    error_class: Mapped[str] = mapped_column(String(32))
+    error_message: Mapped[str] = mapped_column(String(1024))
+    request_id: Mapped[str | None] = mapped_column(String(128))

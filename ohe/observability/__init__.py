@@ -1,0 +1,1 @@
+"""Metrics, JSON logging, request context and health checks."""

@@ -1,0 +1,55 @@
+"""Correlation context carried from a request into the tasks it enqueues, and into log lines.
+
+A ``contextvars`` variable holds the request id and the operation's log fields (user, provider,
+operation). The web layer sets it per request; the task base sets it from the message headers,
+so a webhook's request id appears on every log line of the sync it caused.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+_REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+_request_id: ContextVar[str | None] = ContextVar("ohe_request_id", default=None)
+_fields: ContextVar[dict[str, Any]] = ContextVar("ohe_log_fields", default={})  # noqa: B039
+
+HEADER = "ohe_request_id"
+
+
+def accept_request_id(candidate: str | None) -> str:
+    """The caller's X-Request-ID if it is a sane token, else a fresh one (never echo junk)."""
+    if candidate and _REQUEST_ID_FORMAT.match(candidate):
+        return candidate
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(value: str | None) -> Any:
+    return _request_id.set(value)
+
+
+def reset_request_id(token: Any) -> None:
+    _request_id.reset(token)
+
+
+def log_fields() -> dict[str, Any]:
+    return _fields.get()
+
+
+@contextmanager
+def bind(**fields: Any) -> Iterator[None]:
+    """Add log fields (user_id, provider, operation, ...) for the duration of a block."""
+    token = _fields.set({**_fields.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _fields.reset(token)

@@ -1,0 +1,101 @@
+"""Every Prometheus metric the service exports, declared once, recorded where events happen.
+
+Counters and histograms are plain prometheus_client objects. With ``PROMETHEUS_MULTIPROC_DIR``
+set (gunicorn workers, Celery prefork children) the library writes them to per-process files and
+the web endpoint merges them, so task-side counters are scraped too (the reference's main
+observability bug). Gauges that describe shared state (queue lengths, connections, breaker
+states, sync lag) are computed at scrape time by :class:`ScrapeCollector`, so every process
+reports the same truth and no per-pid gauge series pile up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+log = logging.getLogger(__name__)
+
+# --- HTTP API --------------------------------------------------------------------------------
+API_REQUESTS = Counter(
+    "ohe_api_requests_total",
+    "API requests by method, endpoint (route pattern) and status code",
+    ["method", "endpoint", "status_code"],
+)
+API_REQUEST_DURATION = Histogram(
+    "ohe_api_request_duration_seconds",
+    "API request durations",
+    ["method", "endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+# --- Celery tasks (Warehouse-style metrics around every task) --------------------------------
+TASK_RUNS = Counter(
+    "ohe_task_runs_total",
+    "Task executions by task name and outcome (success, retry, failure, poison)",
+    ["task", "outcome"],
+)
+TASK_DURATION = Histogram(
+    "ohe_task_duration_seconds",
+    "Task execution time",
+    ["task"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+
+
+@dataclass(frozen=True)
+class GaugeSource:
+    """One scrape-time gauge: name, help, label names and a function yielding (labels, value)."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    read: Callable[[], Iterable[tuple[tuple[str, ...], float]]]
+
+
+class ScrapeCollector:
+    """Builds gauges from live state when Prometheus scrapes; a failing source is skipped."""
+
+    def __init__(self, sources: Iterable[GaugeSource]) -> None:
+        self.sources = list(sources)
+
+    def collect(self) -> Iterable[Metric]:
+        for source in self.sources:
+            family = GaugeMetricFamily(source.name, source.documentation, labels=source.labels)
+            try:
+                for labels, value in source.read():
+                    family.add_metric(list(labels), value)
+            except Exception as exc:  # a broken dependency must not break the scrape
+                log.warning(
+                    "metric source failed",
+                    extra={
+                        "operation": "metrics_scrape",
+                        "metric": source.name,
+                        "error_type": type(exc).__name__,
+                    },
+                )
+                continue
+            yield family
+
+
+def render(sources: Iterable[GaugeSource], multiproc_dir: Path | None) -> bytes:
+    """The text exposition of every counter/histogram (all processes) plus scrape-time gauges."""
+    if multiproc_dir is not None:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(multiproc_dir))
+    else:
+        registry = REGISTRY
+    live = CollectorRegistry()
+    live.register(ScrapeCollector(sources))
+    return generate_latest(registry) + generate_latest(live)

@@ -1,0 +1,1 @@
+"""Error classes, retry policy and the circuit-breaker registry."""

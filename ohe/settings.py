@@ -1,0 +1,605 @@
+"""Every setting of the service, read from the environment in one place.
+
+Why one module: the operator needs one table of knobs (the README's configuration table is
+checked against ``SETTINGS_TABLE`` by a test), and a bad value must stop the process at start
+with one line that names the variable and what it expects, not deep inside a request later.
+Nothing else in the package reads ``os.environ``.
+
+Each field of :class:`Settings` carries its environment name, accepted aliases (names the older
+reference deployment used, so environment files migrate), a parser and a description. Defaults
+are the embedded ones: SQLite under ``./var``, kombu's filesystem transport, in-process
+coordination, and the local sandboxes. ``OHE_ENV=production`` turns the secrets into required
+values.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production"  # noqa: S105
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class BreakerSpec:
+    """Thresholds of one circuit breaker: failures to open, successes to close, seconds open."""
+
+    fail_max: int
+    success_threshold: int
+    reset_timeout: float
+
+    def __str__(self) -> str:
+        return f"{self.fail_max}/{self.success_threshold}/{self.reset_timeout:g}"
+
+
+# --- parsers: each takes the raw string and returns the typed value or raises ValueError with
+# --- the expectation text.
+
+
+def _text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("a non-empty value")
+    return raw.strip()
+
+
+_text.expect = "a non-empty value"  # type: ignore[attr-defined]
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
+    expect = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(expect) from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(expect)
+        return value
+
+    parse.expect = expect  # type: ignore[attr-defined]
+    return parse
+
+
+def _number(low: float, high: float | None = None) -> Callable[[str], float]:
+    expect = f"a number >= {low:g}" if high is None else f"a number from {low:g} to {high:g}"
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(expect) from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(expect)
+        return value
+
+    parse.expect = expect  # type: ignore[attr-defined]
+    return parse
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("true or false (also 1/0, yes/no, on/off)")
+
+
+_boolean.expect = "true or false"  # type: ignore[attr-defined]
+
+
+def _choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
+    expect = "one of " + ", ".join(choices)
+
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise ValueError(expect)
+        return value
+
+    parse.expect = expect  # type: ignore[attr-defined]
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    expect = "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
+
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in schemes:
+            raise ValueError(expect)
+        return value.rstrip("/") if scheme.startswith("http") else value
+
+    parse.expect = expect  # type: ignore[attr-defined]
+    return parse
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An empty value means "not set" (None); anything else must satisfy ``parse``."""
+
+    def wrapped(raw: str) -> Any:
+        return None if not raw.strip() else parse(raw)
+
+    wrapped.expect = getattr(parse, "expect", "a value") + ", or empty"  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("a directory path")
+    return Path(raw.strip())
+
+
+_path.expect = "a directory path"  # type: ignore[attr-defined]
+
+
+def _fernet_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if not keys:
+        raise ValueError("one or more Fernet keys, comma-separated (newest first)")
+    for key in keys:
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError):
+            raise ValueError(
+                "comma-separated Fernet keys (32 url-safe base64 bytes each; "
+                "make one with `ohe generate-key`)"
+            ) from None
+    return keys
+
+
+_fernet_keys.expect = "comma-separated Fernet keys"  # type: ignore[attr-defined]
+
+_LOGGER_NAME = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def _log_levels(raw: str) -> dict[str, str]:
+    expect = "comma-separated logger=LEVEL pairs, e.g. ohe.providers=DEBUG,celery=WARNING"
+    levels: dict[str, str] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        name, sep, level = part.partition("=")
+        if (
+            not sep
+            or not _LOGGER_NAME.match(name.strip())
+            or level.strip().upper() not in LOG_LEVELS
+        ):
+            raise ValueError(expect)
+        levels[name.strip()] = level.strip().upper()
+    return levels
+
+
+_log_levels.expect = "logger=LEVEL pairs"  # type: ignore[attr-defined]
+
+
+def _basic_auth(raw: str) -> str:
+    user, sep, password = raw.strip().partition(":")
+    if not sep or not user or not password:
+        raise ValueError("user:password")
+    return raw.strip()
+
+
+_basic_auth.expect = "user:password"  # type: ignore[attr-defined]
+
+
+def _breaker(raw: str) -> BreakerSpec:
+    expect = "failures/successes/seconds, e.g. 3/2/30"
+    parts = raw.strip().split("/")
+    if len(parts) != 3:
+        raise ValueError(expect)
+    try:
+        spec = BreakerSpec(int(parts[0]), int(parts[1]), float(parts[2]))
+    except ValueError:
+        raise ValueError(expect) from None
+    if spec.fail_max < 1 or spec.success_threshold < 1 or spec.reset_timeout <= 0:
+        raise ValueError(expect)
+    return spec
+
+
+_breaker.expect = "failures/successes/seconds"  # type: ignore[attr-defined]
+
+
+def _word_list(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+_word_list.expect = "a comma-separated list"  # type: ignore[attr-defined]
+
+
+def setting(
+    default: Any,
+    doc: str,
+    *,
+    env: str,
+    parse: Callable[[str], Any] = _text,
+    aliases: tuple[str, ...] = (),
+    secret: bool = False,
+    production_required: bool = False,
+) -> Any:
+    """Declare one setting; ``default`` may be a callable of the settings read so far."""
+    metadata = {
+        "env": env,
+        "parse": parse,
+        "aliases": aliases,
+        "doc": doc,
+        "secret": secret,
+        "production_required": production_required,
+        "default": default,
+    }
+    if callable(default):
+        return field(default=None, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _derived_fernet_key(values: Mapping[str, Any]) -> tuple[str, ...]:
+    digest = hashlib.sha256(("ohe-token-key:" + values["secret_key"]).encode()).digest()
+    return (base64.urlsafe_b64encode(digest).decode(),)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; build with :meth:`from_env`. Field order is the order of derivation."""
+
+    # --- core --------------------------------------------------------------------------------
+    env: str = setting(
+        "development",
+        "`development` (embedded defaults, readable logs) or `production` "
+        "(secrets required, JSON logs, sandboxes off).",
+        env="OHE_ENV",
+        parse=_choice("development", "production"),
+        aliases=("ENVIRONMENT",),
+    )
+    secret_key: str = setting(
+        DEV_SECRET_KEY,
+        "Signs link URLs and OAuth state; keys the pseudonymous identifier scope. "
+        "At least 32 characters in production.",
+        env="OHE_SECRET_KEY",
+        aliases=("SECRET_KEY",),
+        secret=True,
+        production_required=True,
+    )
+    token_encryption_keys: tuple[str, ...] = setting(
+        _derived_fernet_key,
+        "Fernet keys that encrypt provider tokens at rest, comma-separated, newest first "
+        "(older keys still decrypt). Development derives one from the secret key.",
+        env="OHE_TOKEN_ENCRYPTION_KEYS",
+        parse=_fernet_keys,
+        secret=True,
+        production_required=True,
+    )
+    data_dir: Path = setting(
+        Path("var"),
+        "Directory for embedded state: SQLite database, filesystem broker, beat schedule.",
+        env="OHE_DATA_DIR",
+        parse=_path,
+    )
+    database_url: str = setting(
+        lambda v: f"sqlite:///{(v['data_dir'] / 'ohe.db').resolve()}",
+        "SQLAlchemy database URL. Embedded: SQLite under the data directory. "
+        "Production: `postgresql+psycopg2://user:pass@host/db`.",
+        env="OHE_DATABASE_URL",
+        parse=_url("sqlite", "postgresql", "postgresql+psycopg2", "postgres"),
+        aliases=("DATABASE_URL",),
+        secret=True,
+    )
+    redis_url: str | None = setting(
+        None,
+        "Redis for locks, rate limits, breaker state and dedup keys shared by all processes. "
+        "Empty: in-process coordination (one worker process, embedded default).",
+        env="OHE_REDIS_URL",
+        parse=_optional(_url("redis", "rediss", "unix")),
+        aliases=("REDIS_URL",),
+        secret=True,
+    )
+    broker_url: str = setting(
+        lambda v: v["redis_url"] or "filesystem://localhost/",
+        "Celery broker. Default: the Redis URL, else kombu's filesystem transport "
+        "(single host, no server).",
+        env="OHE_BROKER_URL",
+        parse=_url("redis", "rediss", "amqp", "amqps", "filesystem", "memory"),
+        aliases=("CELERY_BROKER_URL",),
+        secret=True,
+    )
+    public_url: str = setting(
+        "http://localhost:8000",
+        "Base URL under which browsers and providers reach this service "
+        "(link URLs, OAuth callbacks, webhook callbacks).",
+        env="OHE_PUBLIC_URL",
+        parse=_url("http", "https"),
+    )
+    max_request_bytes: int = setting(
+        1_048_576,
+        "Largest accepted request body in bytes; larger bodies get 413.",
+        env="OHE_MAX_REQUEST_BYTES",
+        parse=_integer(1024),
+    )
+
+    # --- logging and metrics -------------------------------------------------------------------
+    log_level: str = setting(
+        "INFO",
+        "Root log level.",
+        env="OHE_LOG_LEVEL",
+        parse=_choice(*LOG_LEVELS, upper=True),
+    )
+    log_format: str = setting(
+        lambda v: "json" if v["env"] == "production" else "text",
+        "`json` (one JSON object per line, the operations guide's fields) or `text`. "
+        "Default: json in production, text in development.",
+        env="OHE_LOG_FORMAT",
+        parse=_choice("json", "text"),
+        aliases=("LOG_FORMAT",),
+    )
+    log_levels: dict[str, str] = setting(
+        lambda v: {},
+        "Per-logger levels, e.g. `ohe.providers=DEBUG,ohe.fhir=WARNING`.",
+        env="OHE_LOG_LEVELS",
+        parse=_log_levels,
+    )
+    prometheus_multiproc_dir: Path | None = setting(
+        None,
+        "prometheus_client multiprocess directory shared by web and worker processes on one "
+        "host; set it for gunicorn and prefork workers. The library reads it too.",
+        env="PROMETHEUS_MULTIPROC_DIR",
+        parse=_optional(_path),
+    )
+
+    # --- Celery --------------------------------------------------------------------------------
+    task_soft_time_limit: int = setting(
+        120,
+        "Seconds before a task gets SoftTimeLimitExceeded (cleans up and retries).",
+        env="OHE_TASK_SOFT_TIME_LIMIT",
+        parse=_integer(1),
+    )
+    task_time_limit: int = setting(
+        150,
+        "Seconds before a task's worker child is killed (the message is redelivered).",
+        env="OHE_TASK_TIME_LIMIT",
+        parse=_integer(1),
+    )
+    task_max_deliveries: int = setting(
+        5,
+        "Redelivery cap: a message delivered this many times without finishing "
+        "(worker killed, OOM) is recorded as poison and dropped.",
+        env="OHE_TASK_MAX_DELIVERIES",
+        parse=_integer(1),
+    )
+    broker_visibility_timeout: int = setting(
+        3600,
+        "Seconds an unacknowledged Redis-broker message waits before redelivery; "
+        "above every task runtime and retry delay.",
+        env="OHE_BROKER_VISIBILITY_TIMEOUT",
+        parse=_integer(60),
+    )
+    flower_basic_auth: str | None = setting(
+        None,
+        "`user:password` for Flower's basic auth; `ohe flower` refuses to start without it "
+        "in production.",
+        env="OHE_FLOWER_BASIC_AUTH",
+        parse=_optional(_basic_auth),
+        secret=True,
+    )
+
+    # --- retention -----------------------------------------------------------------------------
+    webhook_event_retention_days: int = setting(
+        7,
+        "Days the webhook dedup ledger keeps processed notifications.",
+        env="OHE_WEBHOOK_EVENT_RETENTION_DAYS",
+        parse=_integer(1),
+    )
+    sync_status_retention_days: int = setting(
+        90,
+        "Days sync-run rows (SyncStatus) and the failed-task ledger are kept.",
+        env="OHE_SYNC_STATUS_RETENTION_DAYS",
+        parse=_integer(1),
+    )
+
+    # --- resilience ----------------------------------------------------------------------------
+    breaker_withings_api: BreakerSpec = setting(
+        BreakerSpec(3, 2, 30),
+        "Breaker `withings_api`: failures to open / successes to close / seconds open.",
+        env="OHE_BREAKER_WITHINGS_API",
+        parse=_breaker,
+    )
+    breaker_fitbit_api: BreakerSpec = setting(
+        BreakerSpec(3, 2, 30),
+        "Breaker `fitbit_api`: failures to open / successes to close / seconds open.",
+        env="OHE_BREAKER_FITBIT_API",
+        parse=_breaker,
+    )
+    breaker_fhir_server: BreakerSpec = setting(
+        BreakerSpec(5, 3, 60),
+        "Breaker `fhir_server`: failures to open / successes to close / seconds open.",
+        env="OHE_BREAKER_FHIR_SERVER",
+        parse=_breaker,
+    )
+
+    # --- sandboxes -----------------------------------------------------------------------------
+    sandbox: bool = setting(
+        lambda v: v["env"] == "development",
+        "Point providers and FHIR at the local sandboxes by default. "
+        "Default: on in development, off in production.",
+        env="OHE_SANDBOX",
+        parse=_boolean,
+    )
+    sandbox_host: str = setting(
+        "127.0.0.1",
+        "Host the sandboxes listen on and are reached at.",
+        env="OHE_SANDBOX_HOST",
+    )
+    sandbox_fhir_port: int = setting(
+        8090, "Port of the sandbox FHIR server.", env="OHE_SANDBOX_FHIR_PORT", parse=_integer(1)
+    )
+    sandbox_withings_port: int = setting(
+        8091,
+        "Port of the sandbox Withings API.",
+        env="OHE_SANDBOX_WITHINGS_PORT",
+        parse=_integer(1),
+    )
+    sandbox_google_port: int = setting(
+        8092,
+        "Port of the sandbox Google Health API.",
+        env="OHE_SANDBOX_GOOGLE_PORT",
+        parse=_integer(1),
+    )
+
+    # ------------------------------------------------------------------------------------------
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def coordination_backend(self) -> str:
+        """``redis`` when Redis is configured, else ``memory`` (embedded single host)."""
+        return "redis" if self.redis_url else "memory"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the filesystem transport's messages (embedded default)."""
+        return (self.data_dir / "broker").resolve()
+
+    def sandbox_url(self, port: int) -> str:
+        return f"http://{self.sandbox_host}:{port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read, parse and validate every setting; the first bad one raises SettingsError.
+
+        ``overrides`` (attribute names) win over the environment; tests use them.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            raw, source = _lookup(environ, meta["env"], meta["aliases"])
+            if raw is None:
+                default = meta["default"]
+                values[f.name] = default(values) if callable(default) else default
+                continue
+            try:
+                values[f.name] = meta["parse"](raw)
+            except ValueError as exc:
+                shown = "<hidden>" if meta["secret"] else repr(raw)
+                raise SettingsError(f"{source}: expected {exc}, got {shown}") from None
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise SettingsError(f"unknown setting override(s): {', '.join(sorted(unknown))}")
+        settings = cls(**values)
+        settings.validate(environ)
+        return settings
+
+    def validate(self, environ: Mapping[str, str]) -> None:
+        """Cross-field rules that a single parser cannot see."""
+        if self.production:
+            for f in dataclasses.fields(self):
+                meta = f.metadata
+                if (
+                    meta["production_required"]
+                    and _lookup(environ, meta["env"], meta["aliases"])[0] is None
+                ):
+                    raise SettingsError(f"{meta['env']}: required when OHE_ENV=production")
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise SettingsError(
+                    "OHE_SECRET_KEY: expected at least 32 characters of your own in production"
+                )
+            if self.database_url.startswith("sqlite"):
+                raise SettingsError(
+                    "OHE_DATABASE_URL: expected a PostgreSQL URL in production, got SQLite"
+                )
+            if not self.redis_url:
+                raise SettingsError(
+                    "OHE_REDIS_URL: required when OHE_ENV=production "
+                    "(locks, rate limits and breaker state are shared through Redis)"
+                )
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise SettingsError(
+                "OHE_TASK_SOFT_TIME_LIMIT: expected less than OHE_TASK_TIME_LIMIT "
+                f"({self.task_time_limit}), got {self.task_soft_time_limit}"
+            )
+        if self.broker_visibility_timeout <= self.task_time_limit:
+            raise SettingsError(
+                "OHE_BROKER_VISIBILITY_TIMEOUT: expected more than OHE_TASK_TIME_LIMIT "
+                f"({self.task_time_limit}), got {self.broker_visibility_timeout}"
+            )
+
+    def as_environ(self) -> dict[str, str]:
+        """Every setting as the environment that reproduces it (for child processes)."""
+        return {f.metadata["env"]: _render(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting as text, secrets hidden: what `ohe settings` prints."""
+        secret = {f.metadata["env"] for f in dataclasses.fields(self) if f.metadata["secret"]}
+        return {
+            name: "<hidden>" if name in secret and value else value
+            for name, value in self.as_environ().items()
+        }
+
+
+def _lookup(
+    environ: Mapping[str, str], env: str, aliases: tuple[str, ...]
+) -> tuple[str | None, str]:
+    for name in (env, *aliases):
+        if name in environ:
+            return environ[name], name
+    return None, env
+
+
+def _render(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """One row of the configuration table (README and `ohe settings --table`)."""
+
+    env: str
+    aliases: tuple[str, ...]
+    default: str
+    doc: str
+
+
+def settings_table() -> list[SettingRow]:
+    """The configuration table as data; the README's table must list exactly these rows."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.metadata["default"]
+        if callable(default):
+            shown = "derived"
+        elif f.metadata["secret"] and default:
+            shown = "(development only)"
+        else:
+            shown = _render(default)
+        rows.append(SettingRow(f.metadata["env"], f.metadata["aliases"], shown, f.metadata["doc"]))
+    return rows

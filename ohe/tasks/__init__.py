@@ -1,0 +1,1 @@
+"""Celery tasks: sync chains, devices, webhooks, subscriptions, maintenance and the schedule."""
