@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers. Each installs what it needs into .venv.
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean readme
 
 run:  ## run web, worker, beat and the sandboxes on embedded defaults
 	scripts/run
@@ -15,3 +15,6 @@ format:
 
 clean:
 	rm -rf var .run .pytest_cache
+
+readme:  ## regenerate the README's configuration table from ohe/settings.py
+	scripts/readme-settings

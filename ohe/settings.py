@@ -456,12 +456,6 @@ class Settings:
         env="OHE_SANDBOX_WITHINGS_PORT",
         parse=_integer(1),
     )
-    sandbox_google_port: int = setting(
-        8092,
-        "Port of the sandbox Google Health API.",
-        env="OHE_SANDBOX_GOOGLE_PORT",
-        parse=_integer(1),
-    )
 
     # ------------------------------------------------------------------------------------------
 

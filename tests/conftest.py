@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from ohe.app import create_app
 from ohe.extensions import db
 from ohe.settings import Settings
-from tests.helpers import TEST_SECRET_KEY
+from tests.helpers import TEST_SECRET_KEY, CeleryWorker
 
 PG_URL = os.environ.get(
     "OHE_TEST_DATABASE_URL", "postgresql+psycopg2://ohe:ohe@127.0.0.1:5432/ohe_test"
@@ -115,3 +115,20 @@ def api_headers(app: Flask) -> dict[str, str]:
         _, plaintext = create_key("tests")
         db.session.commit()
     return {"Authorization": f"Bearer {plaintext}"}
+
+
+@pytest.fixture
+def start_worker(app: Flask, tmp_path: Path) -> Iterator[object]:
+    """Start real ``celery worker`` subprocesses on the test's settings; stopped after the test."""
+    workers: list[CeleryWorker] = []
+    settings = app.extensions["ohe"].settings
+
+    def start(**kwargs: object) -> CeleryWorker:
+        worker = CeleryWorker(settings, tmp_path / f"worker-{len(workers)}.log", **kwargs)
+        workers.append(worker)
+        worker.wait_ready(app.extensions["celery"])
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -66,7 +66,8 @@ class Process:
         )
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -97,6 +98,7 @@ class CeleryWorker(Process):
         concurrency: int = 2,
         pool: str = "prefork",
         name: str = "test",
+        include: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
         args = [
@@ -120,6 +122,8 @@ class CeleryWorker(Process):
             "--loglevel",
             "INFO",
         ]
+        if include:
+            args += ["--include", include]
         super().__init__(args, child_env(settings, **(extra_env or {})), log_path)
         self.settings = settings
 

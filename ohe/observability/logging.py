@@ -96,13 +96,25 @@ class OheTextFormatter(logging.Formatter):
         return scrub(text)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners and daemons swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(log_format: str, level: str, levels: dict[str, str]) -> None:
     """Install our handler on the root logger (idempotent: replaces a previous one)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == HANDLER_NAME:
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name(HANDLER_NAME)
     handler.addFilter(ContextFilter())
     handler.setFormatter(OheJsonFormatter() if log_format == "json" else OheTextFormatter())

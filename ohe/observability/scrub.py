@@ -13,17 +13,18 @@ from typing import Any
 MASK = "***"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization header values first, so the key=value rule below sees them masked.
+    (re.compile(r"(?i)\b(bearer|basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=-]+"), r"\1 " + MASK),
     # key=value, key: value, "key": "value" for secret-bearing names
     (
         re.compile(
             r"(?i)\b((?:access|refresh|id)_token|client_secret|code_verifier|password|passwd|"
             r"secret|api_key|apikey|token|code|authorization)"
             r"(\"?'?\s*[:=]\s*\"?'?)"
-            r"(?!\*\*\*)([^\"'&\s,;}]+)"
+            r"(?!\*\*\*|(?:bearer|basic)\s)([^\"'&\s,;}]+)"
         ),
         r"\1\2" + MASK,
     ),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + MASK),
     (re.compile(r"\bohe_[A-Za-z0-9_-]{16,}"), "ohe_" + MASK),
     (re.compile(r"(://[^:/@\s]+:)[^@/\s]+@"), r"\1" + MASK + "@"),
 )

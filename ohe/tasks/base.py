@@ -41,6 +41,18 @@ PENDING_KEY = "ohe_pending_tasks"
 TASK_MODULES = ("ohe.tasks.maintenance",)
 
 
+def route_by_name(name: str, *_: Any, **__: Any) -> dict[str, str] | None:
+    """Tasks named ``ohe.<queue>.<task>`` go to ``<queue>``; callers may still choose per call.
+
+    One naming rule instead of a routing table: the queue is visible in every task name (in
+    logs, Flower and metrics), and a chain step inherits the queue its caller sets explicitly.
+    """
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[0] == "ohe" and parts[1] in QUEUES:
+        return {"queue": parts[1]}
+    return None
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings as design.md and platform-notes.md §6 prescribe, with the reasons there."""
     config: dict[str, Any] = {
@@ -68,6 +80,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": [
             Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
         ],
+        "task_routes": (route_by_name,),
         "task_default_queue": DEFAULT_QUEUE,
         "task_default_exchange": DEFAULT_QUEUE,
         "task_default_routing_key": DEFAULT_QUEUE,
@@ -75,12 +88,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker_url.startswith("filesystem"):
         folder = settings.broker_dir
-        for sub in ("", "processed"):
+        for sub in ("", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         config["broker_transport_options"] = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.1,
         }
@@ -231,7 +245,12 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
 
 
 def enqueue(signature: Signature) -> None:
-    """Publish ``signature`` once the current database transaction commits."""
+    """Publish ``signature`` once the current database transaction commits.
+
+    Begins the transaction if none is open, so that a rollback (which only fires its events
+    for a real transaction) reliably drops the pending publish.
+    """
+    db.session.connection()
     db.session.info.setdefault(PENDING_KEY, []).append(signature)
 
 

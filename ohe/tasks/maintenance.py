@@ -15,7 +15,7 @@ from ohe.tasks.schedule import periodic
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="ohe.maintenance.cleanup", queue="maintenance", ignore_result=False)
+@shared_task(name="ohe.maintenance.cleanup", ignore_result=False)
 def cleanup() -> dict[str, int]:
     """Delete processed webhook ledger rows and old sync/failed-task rows past retention."""
     settings = state().settings
