@@ -16,7 +16,7 @@ import hashlib
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -160,6 +160,8 @@ def generate(userid: int, timezone: str, history_start: int, now: int) -> Histor
     for day, midnight in local_days(tz, history_start, now):
         rng = random.Random(f"{userid}:{day.isoformat()}")
         _day(history, Day(rng, prof, devices, day, midnight, history_start, now))
+    # An upload can lag its measurement by up to an hour; nothing is stored in the future.
+    history.groups = [replace(g, created=min(g.created, now)) for g in history.groups]
     return history
 
 

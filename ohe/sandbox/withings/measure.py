@@ -74,8 +74,8 @@ def add_group(sb: Sandbox, userid: int, group: Group) -> Change:
 def edit_group(
     sb: Sandbox,
     userid: int,
-    *,
     grpid: int,
+    *,
     measures: Sequence[tuple[int, float]],
     date: int | None,
     attrib: int | None,
