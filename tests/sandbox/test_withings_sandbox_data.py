@@ -99,8 +99,9 @@ def test_values_use_value_times_ten_to_the_unit(sb: SandboxServer) -> None:
     userid = sb.new_user()
     token = sb.token(userid)["access_token"]
     weight = sb.admin("POST", f"/users/{userid}/measures", {"weight_kg": 72.5})["grpid"]
-    bp = sb.admin("POST", f"/users/{userid}/measures",
-                  {"systolic": 121, "diastolic": 79, "pulse": 64})["grpid"]  # fmt: skip
+    bp = sb.admin(
+        "POST", f"/users/{userid}/measures", {"systolic": 121, "diastolic": 79, "pulse": 64}
+    )["grpid"]
     temp = sb.admin(
         "POST", f"/users/{userid}/measures", {"meastype": 71, "value": 37.25, "attrib": 2}
     )["grpid"]
@@ -151,17 +152,26 @@ def test_lastupdate_returns_edited_group_in_place_and_drops_deleted(sb: SandboxS
         ("/measure", {"action": "getmeas", "offset": -1}),
         ("/measure", {"action": "nope"}),
         ("/v2/measure", {"action": "getactivity"}),
-        ("/v2/measure", {"action": "getactivity", "lastupdate": 0, "startdateymd": "2026-01-01",
-                         "enddateymd": "2026-01-02"}),
-        ("/v2/measure", {"action": "getactivity", "startdateymd": "2026-13-01",
-                         "enddateymd": "2026-12-02"}),
+        (
+            "/v2/measure",
+            {
+                "action": "getactivity",
+                "lastupdate": 0,
+                "startdateymd": "2026-01-01",
+                "enddateymd": "2026-01-02",
+            },
+        ),
+        (
+            "/v2/measure",
+            {"action": "getactivity", "startdateymd": "2026-13-01", "enddateymd": "2026-12-02"},
+        ),
         ("/v2/sleep", {"action": "get", "enddate": 10}),
         ("/v2/heart", {"action": "get"}),
         ("/v2/heart", {"action": "get", "signalid": 1}),
         ("/notify", {"action": "subscribe", "callbackurl": "http://x.test/", "appli": 62}),
         ("/v2/oauth2", {"action": "getaccesstoken"}),
     ],
-)  # fmt: skip
+)
 def test_bad_params_and_unknown_actions_are_503(
     sb: SandboxServer, year: tuple[int, str], path: str, form: dict[str, Any]
 ) -> None:
@@ -174,8 +184,10 @@ def test_activity_and_sleep_summary_page_with_boolean_more(
 ) -> None:
     _, token = year
     today = datetime.now(ZoneInfo("America/New_York")).date()
-    window = {"startdateymd": (today - timedelta(days=400)).isoformat(),
-              "enddateymd": today.isoformat()}  # fmt: skip
+    window = {
+        "startdateymd": (today - timedelta(days=400)).isoformat(),
+        "enddateymd": today.isoformat(),
+    }
     days = all_pages(sb, "/v2/measure", token, "activities", action="getactivity", **window)
     dates = [d["date"] for d in days]
     assert dates == sorted(set(dates)) and len(dates) >= 360
@@ -205,16 +217,38 @@ def test_intraday_returns_only_the_first_24_hours_and_matches_daily_steps(
     tz = ZoneInfo("America/New_York")
     day = date.today() - timedelta(days=10)
     midnight = int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp())
-    three_days = ok(sb.call("/v2/measure", token, action="getintradayactivity",
-                            startdate=midnight, enddate=midnight + 3 * DAY))["series"]  # fmt: skip
+    three_days = ok(
+        sb.call(
+            "/v2/measure",
+            token,
+            action="getintradayactivity",
+            startdate=midnight,
+            enddate=midnight + 3 * DAY,
+        )
+    )["series"]
     stamps = sorted(int(ts) for ts in three_days)
     assert stamps and midnight <= stamps[0] and stamps[-1] <= midnight + DAY
     steps = sum(s.get("steps", 0) for s in three_days.values())
-    daily = ok(sb.call("/v2/measure", token, action="getactivity",
-                       startdateymd=day.isoformat(), enddateymd=day.isoformat()))  # fmt: skip
+    daily = ok(
+        sb.call(
+            "/v2/measure",
+            token,
+            action="getactivity",
+            startdateymd=day.isoformat(),
+            enddateymd=day.isoformat(),
+        )
+    )
     assert steps == daily["activities"][0]["steps"]
-    hr_only = ok(sb.call("/v2/measure", token, action="getintradayactivity", startdate=midnight,
-                         enddate=midnight + DAY - 1, data_fields="heart_rate"))["series"]  # fmt: skip
+    hr_only = ok(
+        sb.call(
+            "/v2/measure",
+            token,
+            action="getintradayactivity",
+            startdate=midnight,
+            enddate=midnight + DAY - 1,
+            data_fields="heart_rate",
+        )
+    )["series"]
     assert len(hr_only) == 144  # every 10 minutes
     sample = next(iter(hr_only.values()))
     assert set(sample) == {"deviceid", "model", "model_id", "heart_rate"}
@@ -227,8 +261,16 @@ def test_sleep_get_is_capped_at_24_hours_and_matches_the_summary(
     _, token = year
     night = ok(sb.call("/v2/sleep", token, action="getsummary", lastupdate=0))["series"][20]
     start = night["startdate"] - 60
-    body = ok(sb.call("/v2/sleep", token, action="get", startdate=start,
-                      enddate=start + 5 * DAY, data_fields="hr,rr"))  # fmt: skip
+    body = ok(
+        sb.call(
+            "/v2/sleep",
+            token,
+            action="get",
+            startdate=start,
+            enddate=start + 5 * DAY,
+            data_fields="hr,rr",
+        )
+    )
     assert body["model"] in (16, 32)
     segments = body["series"]
     assert segments and all(start <= s["startdate"] <= start + DAY for s in segments)
@@ -265,8 +307,11 @@ def _heart_list_and_signals(sb: SandboxServer) -> None:
         assert signal["heart_rate"] == record["heart_rate"]
         # ECG-shaped: R peaks stand far above the baseline, about once per beat.
         peak = max(signal["signal"])
-        beats = sum(1 for a, b in zip(signal["signal"], signal["signal"][1:], strict=False)
-                    if a < peak * 0.5 <= b)  # fmt: skip
+        beats = sum(
+            1
+            for a, b in zip(signal["signal"], signal["signal"][1:], strict=False)
+            if a < peak * 0.5 <= b
+        )
         assert peak > 400
         duration = samples / hz
         assert 0.6 < beats / (record["heart_rate"] * duration / 60) < 1.5
@@ -284,9 +329,17 @@ def test_getdevice_lists_the_devices_behind_the_data(
     devices = ok(sb.call("/v2/user", token, action="getdevice"))["devices"]
     assert 2 <= len(devices) <= 3
     for device in devices:
-        assert set(device) >= {"type", "model", "model_id", "battery", "deviceid",
-                               "hash_deviceid", "timezone", "first_session_date",
-                               "last_session_date"}  # fmt: skip
+        assert set(device) >= {
+            "type",
+            "model",
+            "model_id",
+            "battery",
+            "deviceid",
+            "hash_deviceid",
+            "timezone",
+            "first_session_date",
+            "last_session_date",
+        }
         assert device["battery"] in ("high", "medium", "low")
         assert device["first_session_date"] < device["last_session_date"]
     ids = {d["deviceid"] for d in devices}
@@ -303,10 +356,17 @@ def test_users_get_varied_time_zones_and_deterministic_data() -> None:
         assert len(zones) == 3
         day = (date.today() - timedelta(days=5)).isoformat()
         rows = [
-            ok(s.call("/v2/measure", s.token(a[0])["access_token"], action="getactivity",
-                      startdateymd=day, enddateymd=day))["activities"]
+            ok(
+                s.call(
+                    "/v2/measure",
+                    s.token(a[0])["access_token"],
+                    action="getactivity",
+                    startdateymd=day,
+                    enddateymd=day,
+                )
+            )["activities"]
             for s in (one, two)
-        ]  # fmt: skip
+        ]
         assert rows[0] and rows[0][0]["steps"] == rows[1][0]["steps"]
 
 
@@ -316,3 +376,24 @@ def test_twenty_users_with_a_year_each_are_generated_in_seconds(sb: SandboxServe
     elapsed = time.monotonic() - started
     assert len(set(userids)) == 20
     assert elapsed < 8, f"{elapsed:.1f} s"
+
+
+def test_admin_activity_and_sleep_updates_show_up_through_lastupdate(sb: SandboxServer) -> None:
+    userid = sb.new_user(timezone="Europe/Paris")
+    token = sb.token(userid)["access_token"]
+    cursor = int(time.time())
+    sb.advance(5)
+    day = (date.today() - timedelta(days=3)).isoformat()
+    sb.admin("POST", f"/users/{userid}/activity", {"date": day, "steps": 23456})
+    (row,) = ok(sb.call("/v2/measure", token, action="getactivity", lastupdate=cursor))[
+        "activities"
+    ]
+    assert (row["date"], row["steps"]) == (day, 23456)
+    assert row["distance"] > 0  # a running total: other fields of the day are kept
+
+    night = sb.admin("POST", f"/users/{userid}/sleep", {})
+    (summary,) = ok(sb.call("/v2/sleep", token, action="getsummary", lastupdate=cursor))["series"]
+    assert summary["id"] == night["id"]
+    assert summary["data"]["total_timeinbed"] == 8 * 3600
+    bad = sb.http.post(f"{sb.url}/_sandbox/users/{userid}/activity", json={"nope": 1}, timeout=30)
+    assert bad.status_code == 400

@@ -53,8 +53,9 @@ def test_list_get_update_revoke(sb: SandboxServer, user: tuple[int, str]) -> Non
     userid, token = user
     with receiving(Receiver()) as url, receiving(Receiver()) as other:
         for appli in (1, 4):
-            envelope = notify(sb, token, action="subscribe", callbackurl=url, appli=appli,
-                              comment=f"ohe {appli}")  # fmt: skip
+            envelope = notify(
+                sb, token, action="subscribe", callbackurl=url, appli=appli, comment=f"ohe {appli}"
+            )
             assert envelope == {"status": 0, "body": {}}
         profiles = notify(sb, token, action="list")["body"]["profiles"]
         assert [(p["appli"], p["callbackurl"], p["comment"]) for p in profiles] == [
@@ -70,13 +71,22 @@ def test_list_get_update_revoke(sb: SandboxServer, user: tuple[int, str]) -> Non
         missing = notify(sb, token, action="get", callbackurl=other, appli=4)
         assert missing["status"] in UNAUTHORIZED_OR_INVALID
 
-        assert notify(sb, token, action="update", callbackurl=url, appli=4,
-                      comment="renamed")["status"] == 0  # fmt: skip
-        two_changes = notify(sb, token, action="update", callbackurl=url, appli=4,
-                             comment="x", new_appli=1)  # fmt: skip
+        assert (
+            notify(sb, token, action="update", callbackurl=url, appli=4, comment="renamed")[
+                "status"
+            ]
+            == 0
+        )
+        two_changes = notify(
+            sb, token, action="update", callbackurl=url, appli=4, comment="x", new_appli=1
+        )
         assert two_changes["status"] == 503
-        assert notify(sb, token, action="update", callbackurl=url, appli=1,
-                      new_callbackurl=other)["status"] == 0  # fmt: skip
+        assert (
+            notify(sb, token, action="update", callbackurl=url, appli=1, new_callbackurl=other)[
+                "status"
+            ]
+            == 0
+        )
     subs = sb.admin("GET", f"/subscriptions?userid={userid}")["subscriptions"]
     assert sorted((s["appli"], s["callbackurl"], s["comment"]) for s in subs) == [
         (1, other, "ohe 1"),
@@ -105,8 +115,12 @@ def test_data_changes_are_posted_as_forms_to_matching_subscriptions(
         post = receiver.posts[0]
         assert post["content_type"] == "application/x-www-form-urlencoded"
         assert post["query"] == ""
-        assert post["form"] == {"userid": str(userid), "appli": "1",
-                                "startdate": "1790000000", "enddate": "1790000001"}  # fmt: skip
+        assert post["form"] == {
+            "userid": str(userid),
+            "appli": "1",
+            "startdate": "1790000000",
+            "enddate": "1790000001",
+        }
 
         sb.admin("POST", f"/users/{userid}/measures", {"systolic": 130, "diastolic": 85})
         wait_for(lambda: len(receiver.posts) == 2, timeout=10)

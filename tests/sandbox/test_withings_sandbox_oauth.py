@@ -49,9 +49,15 @@ def test_consent_page_renders_form_with_stable_ids(sb: SandboxServer) -> None:
     assert page.status_code == 200
     assert page.headers["Content-Type"].startswith("text/html")
     html = page.text
-    for marker in ('<form id="consent" method="post"', 'id="allow"', 'id="deny"',
-                   'id="user-new"', f'id="user-{existing}"', 'id="scope-user-metrics"',
-                   'value="opaque-state-123"'):  # fmt: skip
+    for marker in (
+        '<form id="consent" method="post"',
+        'id="allow"',
+        'id="deny"',
+        'id="user-new"',
+        f'id="user-{existing}"',
+        'id="scope-user-metrics"',
+        'value="opaque-state-123"',
+    ):
         assert marker in html, marker
 
     bad_client = sb.http.get(
@@ -73,8 +79,15 @@ def test_allow_then_exchange_code_for_tokens(sb: SandboxServer) -> None:
     envelope = sb.exchange(query["code"])
     assert envelope["status"] == 0
     body = envelope["body"]
-    assert set(body) == {"userid", "access_token", "refresh_token", "expires_in", "scope",
-                         "csrf_token", "token_type"}  # fmt: skip
+    assert set(body) == {
+        "userid",
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "scope",
+        "csrf_token",
+        "token_type",
+    }
     assert isinstance(body["userid"], int)
     assert body["expires_in"] == 10800
     assert body["token_type"] == "Bearer"
@@ -92,6 +105,17 @@ def test_consent_for_existing_user_and_deny(sb: SandboxServer) -> None:
     assert denied == {"error": "access_denied", "state": "opaque-state-123"}
 
 
+def test_demo_mode_signs_in_the_demo_user(sb: SandboxServer) -> None:
+    page = sb.http.get(
+        f"{sb.url}/oauth2_user/authorize2", params={**AUTHORIZE, "mode": "demo"}, timeout=30
+    )
+    assert 'id="user-demo"' in page.text and 'id="user-new"' not in page.text
+    query = consent(sb, mode="demo", userid="demo")
+    first = sb.exchange(query["code"])["body"]["userid"]
+    assert first == sb.exchange(consent(sb, mode="demo", userid="demo")["code"])["body"]["userid"]
+    assert [u["userid"] for u in sb.admin("GET", "/users")["users"]] == [first]
+
+
 def test_code_is_single_use_short_lived_and_bound_to_redirect_uri(sb: SandboxServer) -> None:
     userid = sb.new_user()
     code = sb.code(userid)
@@ -107,9 +131,14 @@ def test_code_is_single_use_short_lived_and_bound_to_redirect_uri(sb: SandboxSer
     assert sb.exchange(elsewhere, redirect_uri="http://localhost:8000/other")["status"] == 503
     assert sb.exchange("not-a-code")["status"] == 503
     wrong_secret = sb.call(
-        "/v2/oauth2", action="requesttoken", grant_type="authorization_code",
-        client_id=CLIENT_ID, client_secret="nope", code=sb.code(userid), redirect_uri=REDIRECT_URI,
-    )  # fmt: skip
+        "/v2/oauth2",
+        action="requesttoken",
+        grant_type="authorization_code",
+        client_id=CLIENT_ID,
+        client_secret="nope",
+        code=sb.code(userid),
+        redirect_uri=REDIRECT_URI,
+    )
     assert wrong_secret["status"] == 503
     stats = sb.admin("GET", "/stats")["token_requests"]["authorization_code"]
     assert stats == {"ok": 1, "failed": 4}

@@ -54,8 +54,9 @@ def test_faults_hit_a_share_of_data_calls_and_outage_takes_everything_down() -> 
         userid = sb.new_user()
         pair = sb.token(userid)
         sb.admin("POST", "/faults", {"status": 522, "rate": 0.5})
-        statuses = [sb.call("/measure", pair["access_token"], action="getmeas")["status"]
-                    for _ in range(10)]  # fmt: skip
+        statuses = [
+            sb.call("/measure", pair["access_token"], action="getmeas")["status"] for _ in range(10)
+        ]
         assert sorted(statuses) == [0] * 5 + [522] * 5
         assert sb.refresh(pair["refresh_token"])["status"] == 0  # token calls are not data calls
         assert sb.admin("GET", "/stats")["faults_injected"] == 5
@@ -89,9 +90,20 @@ def test_stats_count_calls_by_action_and_reset() -> None:
 @pytest.fixture
 def process_args(tmp_path: Path) -> Iterator[list[str]]:
     port = free_port()
-    yield [sys.executable, "-m", "ohe.sandbox.withings", "serve", "--port", str(port),
-           "--db", str(tmp_path / "sandbox-withings.db"), "--client-id", "cli-app",
-           "--client-secret", "cli-secret"]  # fmt: skip
+    yield [
+        sys.executable,
+        "-m",
+        "ohe.sandbox.withings",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        str(tmp_path / "sandbox-withings.db"),
+        "--client-id",
+        "cli-app",
+        "--client-secret",
+        "cli-secret",
+    ]
 
 
 def start(args: list[str], log: Path) -> tuple[Process, str]:
@@ -111,15 +123,31 @@ def test_state_survives_sigterm_and_restart(process_args: list[str], tmp_path: P
     try:
         assert requests.get(f"{url}/_sandbox/health", timeout=5).json()["client_id"] == "cli-app"
         userid = requests.post(f"{url}/_sandbox/users", json={}, timeout=30).json()["userid"]
-        code = requests.post(f"{url}/_sandbox/authorize", timeout=30, json={
-            "userid": userid, "client_id": "cli-app", "redirect_uri": REDIRECT_URI,
-            "scope": "user.metrics"}).json()["code"]  # fmt: skip
-        token = requests.post(f"{url}/v2/oauth2", timeout=30, data={
-            "action": "requesttoken", "grant_type": "authorization_code", "client_id": "cli-app",
-            "client_secret": "cli-secret", "code": code, "redirect_uri": REDIRECT_URI,
-        }).json()["body"]  # fmt: skip
-        grpid = requests.post(f"{url}/_sandbox/users/{userid}/measures", timeout=30,
-                              json={"weight_kg": 66.6}).json()["grpid"]  # fmt: skip
+        code = requests.post(
+            f"{url}/_sandbox/authorize",
+            timeout=30,
+            json={
+                "userid": userid,
+                "client_id": "cli-app",
+                "redirect_uri": REDIRECT_URI,
+                "scope": "user.metrics",
+            },
+        ).json()["code"]
+        token = requests.post(
+            f"{url}/v2/oauth2",
+            timeout=30,
+            data={
+                "action": "requesttoken",
+                "grant_type": "authorization_code",
+                "client_id": "cli-app",
+                "client_secret": "cli-secret",
+                "code": code,
+                "redirect_uri": REDIRECT_URI,
+            },
+        ).json()["body"]
+        grpid = requests.post(
+            f"{url}/_sandbox/users/{userid}/measures", timeout=30, json={"weight_kg": 66.6}
+        ).json()["grpid"]
     finally:
         assert process.stop(signal.SIGTERM) == 0
     assert "stopping" in process.output()
@@ -127,14 +155,22 @@ def test_state_survives_sigterm_and_restart(process_args: list[str], tmp_path: P
     process, url = start(process_args, tmp_path / "second.log")
     try:
         headers = {"Authorization": f"Bearer {token['access_token']}"}
-        body = requests.post(f"{url}/measure", headers=headers, timeout=30,
-                             data={"action": "getmeas", "meastype": 1}).json()  # fmt: skip
+        body = requests.post(
+            f"{url}/measure", headers=headers, timeout=30, data={"action": "getmeas", "meastype": 1}
+        ).json()
         assert body["status"] == 0
         assert grpid in {g["grpid"] for g in body["body"]["measuregrps"]}
-        refreshed = requests.post(f"{url}/v2/oauth2", timeout=30, data={
-            "action": "requesttoken", "grant_type": "refresh_token", "client_id": "cli-app",
-            "client_secret": "cli-secret", "refresh_token": token["refresh_token"],
-        }).json()  # fmt: skip
+        refreshed = requests.post(
+            f"{url}/v2/oauth2",
+            timeout=30,
+            data={
+                "action": "requesttoken",
+                "grant_type": "refresh_token",
+                "client_id": "cli-app",
+                "client_secret": "cli-secret",
+                "refresh_token": token["refresh_token"],
+            },
+        ).json()
         assert refreshed["status"] == 0 and refreshed["body"]["userid"] == userid
     finally:
         assert process.stop(signal.SIGTERM) == 0
@@ -144,20 +180,33 @@ def test_cli_lists_users_and_adds_a_measure(process_args: list[str], tmp_path: P
     process, url = start(process_args, tmp_path / "cli.log")
     cli = [sys.executable, "-m", "ohe.sandbox.withings"]
     try:
-        created = subprocess.run([*cli, "create-user", "--url", url, "--timezone", "Asia/Tokyo"],
-                                 capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+        created = subprocess.run(
+            [*cli, "create-user", "--url", url, "--timezone", "Asia/Tokyo"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         assert '"userid"' in created.stdout
-        listed = subprocess.run([*cli, "users", "--url", url], capture_output=True, text=True,
-                                check=True, timeout=60)  # fmt: skip
+        listed = subprocess.run(
+            [*cli, "users", "--url", url], capture_output=True, text=True, check=True, timeout=60
+        )
         userid = int(listed.stdout.split()[0])
         assert "Asia/Tokyo" in listed.stdout
         added = subprocess.run(
             [*cli, "add-measure", "--url", url, "--user", str(userid), "--weight", "72.5"],
-            capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         assert '"grpid"' in added.stdout
-        bad = subprocess.run([*cli, "add-measure", "--url", url, "--user", "1", "--weight", "1"],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        bad = subprocess.run(
+            [*cli, "add-measure", "--url", url, "--user", "1", "--weight", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert bad.returncode == 1 and "404" in bad.stderr
     finally:
         process.stop(signal.SIGTERM)

@@ -105,9 +105,12 @@ def upsert_day(sb: Sandbox, userid: int, date: str, values: dict[str, Any]) -> t
     unknown = set(values) - set(ACTIVITY_FIELDS)
     if unknown:
         raise ValueError(f"unknown activity fields: {sorted(unknown)}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
+        raise ValueError("activity fields are numbers")
     user = sb.store.one("SELECT timezone FROM users WHERE userid = ?", (userid,))
     if user is None:
         raise LookupError(f"no user {userid}")
+    midnight = local_midnight(user["timezone"], date)  # ValueError unless YYYY-MM-DD
     watch = next(
         (d for d, m in _models(sb, userid).items() if DEVICE_MODELS[m].kind == "watch"), None
     )
@@ -120,5 +123,4 @@ def upsert_day(sb: Sandbox, userid: int, date: str, values: dict[str, Any]) -> t
             "INSERT OR REPLACE INTO activity VALUES (?, ?, ?, ?, ?)",
             (userid, date, watch, sb.clock.now(), orjson.dumps(data).decode()),
         )
-    midnight = local_midnight(user["timezone"], date)
     return midnight, midnight + DAY

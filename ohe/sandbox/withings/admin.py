@@ -132,7 +132,10 @@ class MeasureInput:
         pairs = [(MEASTYPE_BY_ALIAS[k], v) for k, v in body.items() if k in MEASTYPE_BY_ALIAS]
         if "meastype" in body:
             pairs.append((body["meastype"], body.get("value")))
-        pairs += [(m.get("type"), m.get("value")) for m in body.get("measures", [])]
+        listed = body.get("measures", [])
+        if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed):
+            raise AdminError('measures is a list of {"type": <meastype>, "value": <number>}')
+        pairs += [(m.get("type"), m.get("value")) for m in listed]
         for mtype, value in pairs:
             if mtype not in MEASTYPES or isinstance(value, bool):
                 raise AdminError(f"unsupported meastype {mtype!r} (known: {sorted(MEASTYPES)})")
@@ -202,6 +205,8 @@ def set_activity(userid: int) -> Response:
     sb, body = _sb(), dict(_body())
     user = _user(userid)
     day = body.pop("date", None) or _today(sb, user)
+    if not isinstance(day, str):
+        raise AdminError("date is YYYY-MM-DD")
     try:
         start, end = activity.upsert_day(sb, userid, day, body)
     except ValueError as exc:
@@ -221,6 +226,8 @@ def add_sleep(userid: int) -> tuple[Response, int]:
     night_date = body.get("date") or (
         datetime.fromtimestamp(end, ZoneInfo(user.timezone)).date().isoformat()
     )
+    if not isinstance(night_date, str) or len(night_date) != 10:
+        raise AdminError("date is YYYY-MM-DD")
     try:
         sleep_id = sleep.add_night(sb, userid, start, end, night_date)
     except ValueError as exc:

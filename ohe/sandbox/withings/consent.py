@@ -99,9 +99,11 @@ class AuthorizeRequest:
             (redirect_allowed(sb, self.redirect_uri), "redirect_uri is not a registered URL"),
             (self.response_type == "code", "response_type must be 'code'"),
             (bool(self.state), "state is required"),
-            (parse_scope(self.scope) is not None, f"invalid scope {self.scope!r} (comma list of "
-                                                  f"{', '.join(SCOPES)})"),
-        )  # fmt: skip
+            (
+                parse_scope(self.scope) is not None,
+                f"invalid scope {self.scope!r} (comma list of {', '.join(SCOPES)})",
+            ),
+        )
         return next((message for ok, message in checks if not ok), None)
 
 

@@ -97,7 +97,17 @@ def add_recording(sb: Sandbox, userid: int, *, timestamp: int, afib: int, heart_
         signalid = sb.store.next_id("ecg", "signalid", FIRST_SIGNALID)
         conn.execute(
             "INSERT INTO ecg VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (signalid, userid, timestamp, sb.clock.now(), recorder["deviceid"], afib, heart_rate,
-             120 if bpm else None, 80 if bpm else None, 3 if bpm else 1),
-        )  # fmt: skip
+            (
+                signalid,
+                userid,
+                timestamp,
+                sb.clock.now(),
+                recorder["deviceid"],
+                afib,
+                heart_rate,
+                120 if bpm else None,
+                80 if bpm else None,
+                3 if bpm else 1,
+            ),
+        )
     return signalid

@@ -53,9 +53,17 @@ def insert_groups(
     for grpid, group in enumerate(groups, start=first_grpid):
         grpids.append(grpid)
         group_rows.append(
-            (grpid, userid, group.attrib, group.date, group.created, group.created,
-             CATEGORY_REAL, group.deviceid)
-        )  # fmt: skip
+            (
+                grpid,
+                userid,
+                group.attrib,
+                group.date,
+                group.created,
+                group.created,
+                CATEGORY_REAL,
+                group.deviceid,
+            )
+        )
         for mtype, value in group.measures:
             measure_rows.append((grpid, mtype, *encode(value, MEASTYPES[mtype].exponent)))
     conn.executemany("INSERT INTO measure_groups VALUES (?, ?, ?, ?, ?, ?, ?, ?)", group_rows)
@@ -85,9 +93,13 @@ def edit_group(
         row = _owned(sb, userid, grpid)
         conn.execute(
             "UPDATE measure_groups SET date = ?, attrib = ?, modified = ? WHERE grpid = ?",
-            (date or row["date"], row["attrib"] if attrib is None else attrib, sb.clock.now(),
-             grpid),
-        )  # fmt: skip
+            (
+                date or row["date"],
+                row["attrib"] if attrib is None else attrib,
+                sb.clock.now(),
+                grpid,
+            ),
+        )
         for mtype, value in measures:
             conn.execute(
                 "INSERT OR REPLACE INTO measures VALUES (?, ?, ?, ?)",

@@ -52,9 +52,16 @@ def subscribe(sb: Sandbox, caller: Caller, p: Params) -> dict[str, Any]:
         "INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (client_id, userid, appli, callbackurl) "
         "DO UPDATE SET comment = excluded.comment",
-        (caller.client_id, caller.userid, appli, url, p.text("comment") or "", sb.clock.now(),
-         NEVER_EXPIRES),
-    )  # fmt: skip
+        (
+            caller.client_id,
+            caller.userid,
+            appli,
+            url,
+            p.text("comment") or "",
+            sb.clock.now(),
+            NEVER_EXPIRES,
+        ),
+    )
     return {}
 
 
@@ -80,11 +87,15 @@ def list_(sb: Sandbox, caller: Caller, p: Params) -> dict[str, Any]:
     rows = sb.store.all(sql + " ORDER BY appli, callbackurl", args)
     return {
         "profiles": [
-            {"appli": r["appli"], "callbackurl": r["callbackurl"], "comment": r["comment"],
-             "expires": r["expires"]}
+            {
+                "appli": r["appli"],
+                "callbackurl": r["callbackurl"],
+                "comment": r["comment"],
+                "expires": r["expires"],
+            }
             for r in rows
         ]
-    }  # fmt: skip
+    }
 
 
 def revoke(sb: Sandbox, caller: Caller, p: Params) -> dict[str, Any]:
@@ -141,8 +152,12 @@ def notify_change(
             (userid, *sorted(applis)),
         ).fetchall()
         for sub in subs:
-            payload = {"userid": userid, "appli": sub["appli"], "startdate": startdate,
-                       "enddate": enddate}  # fmt: skip
+            payload = {
+                "userid": userid,
+                "appli": sub["appli"],
+                "startdate": startdate,
+                "enddate": enddate,
+            }
             cursor = conn.execute(
                 "INSERT INTO deliveries (userid, appli, callbackurl, payload, created, state) "
                 "VALUES (?, ?, ?, ?, ?, 'pending')",
@@ -158,11 +173,18 @@ def deliveries(sb: Sandbox, userid: int | None = None) -> list[dict[str, Any]]:
         "SELECT * FROM deliveries WHERE ? IS NULL OR userid = ? ORDER BY id", (userid, userid)
     )
     return [
-        {"id": r["id"], "userid": r["userid"], "appli": r["appli"],
-         "callbackurl": r["callbackurl"], "payload": orjson.loads(r["payload"]),
-         "created": r["created"], "state": r["state"], "attempts": orjson.loads(r["attempts"])}
+        {
+            "id": r["id"],
+            "userid": r["userid"],
+            "appli": r["appli"],
+            "callbackurl": r["callbackurl"],
+            "payload": orjson.loads(r["payload"]),
+            "created": r["created"],
+            "state": r["state"],
+            "attempts": orjson.loads(r["attempts"]),
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def subscriptions(sb: Sandbox, userid: int | None = None) -> list[dict[str, Any]]:

@@ -141,8 +141,13 @@ def segment_series(night: Night, start: int, end: int, state: int, fields: tuple
 
 
 # (offset from the R peak in s, width in s, amplitude in µV) of the P, Q, R, S and T waves.
-BEAT_WAVES = ((-0.2, 0.025, 120.0), (-0.03, 0.01, -140.0), (0.0, 0.011, 1100.0),
-              (0.03, 0.012, -280.0), (0.28, 0.05, 310.0))  # fmt: skip
+BEAT_WAVES = (
+    (-0.2, 0.025, 120.0),
+    (-0.03, 0.01, -140.0),
+    (0.0, 0.011, 1100.0),
+    (0.03, 0.012, -280.0),
+    (0.28, 0.05, 310.0),
+)
 
 
 def ecg_signal(

@@ -114,7 +114,16 @@ def add_night(sb: Sandbox, userid: int, startdate: int, enddate: int, date: str)
         sleep_id = sb.store.next_id("sleep", "id", FIRST_SLEEPID)
         conn.execute(
             "INSERT INTO sleep VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-            (sleep_id, userid, date, startdate, enddate, now, now,
-             watch["deviceid"] if watch else None, orjson.dumps(data).decode()),
-        )  # fmt: skip
+            (
+                sleep_id,
+                userid,
+                date,
+                startdate,
+                enddate,
+                now,
+                now,
+                watch["deviceid"] if watch else None,
+                orjson.dumps(data).decode(),
+            ),
+        )
     return sleep_id

@@ -132,9 +132,15 @@ def _issue(
     with sb.store.tx() as conn:
         conn.execute(
             "INSERT INTO access_tokens VALUES (?, ?, ?, ?, ?, NULL, ?)",
-            (pair.access_token, client_id, userid, scope, now + sb.config.access_ttl,
-             parent_refresh),
-        )  # fmt: skip
+            (
+                pair.access_token,
+                client_id,
+                userid,
+                scope,
+                now + sb.config.access_ttl,
+                parent_refresh,
+            ),
+        )
         conn.execute(
             "INSERT INTO refresh_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
             (pair.refresh_token, client_id, userid, scope, now, now + sb.config.refresh_ttl),

@@ -65,31 +65,66 @@ def create_user(
         conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)", (*asdict(user).values(),))
         conn.executemany(
             "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?)",
-            [(d.deviceid, userid, d.model_id, d.battery, d.first_session_date,
-              d.last_session_date) for d in history.devices],
-        )  # fmt: skip
+            [
+                (
+                    d.deviceid,
+                    userid,
+                    d.model_id,
+                    d.battery,
+                    d.first_session_date,
+                    d.last_session_date,
+                )
+                for d in history.devices
+            ],
+        )
         groups = sorted(history.groups, key=lambda g: g.date)
         insert_groups(
             conn, sb.store.next_id("measure_groups", "grpid", FIRST_GRPID), userid, groups
         )
         conn.executemany(
             "INSERT INTO activity VALUES (?, ?, ?, ?, ?)",
-            [(userid, a.date, a.deviceid, a.modified, orjson.dumps(a.data).decode())
-             for a in history.activity],
-        )  # fmt: skip
+            [
+                (userid, a.date, a.deviceid, a.modified, orjson.dumps(a.data).decode())
+                for a in history.activity
+            ],
+        )
         first_sleep = sb.store.next_id("sleep", "id", FIRST_SLEEPID)
         conn.executemany(
             "INSERT INTO sleep VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-            [(sid, userid, s.date, s.startdate, s.enddate, s.created, s.created, s.deviceid,
-              orjson.dumps(s.data).decode()) for sid, s in enumerate(history.sleep, first_sleep)],
-        )  # fmt: skip
+            [
+                (
+                    sid,
+                    userid,
+                    s.date,
+                    s.startdate,
+                    s.enddate,
+                    s.created,
+                    s.created,
+                    s.deviceid,
+                    orjson.dumps(s.data).decode(),
+                )
+                for sid, s in enumerate(history.sleep, first_sleep)
+            ],
+        )
         first_signal = sb.store.next_id("ecg", "signalid", FIRST_SIGNALID)
         conn.executemany(
             "INSERT INTO ecg VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(sid, userid, e.timestamp, e.timestamp + 120, e.deviceid, e.afib, e.heart_rate,
-              e.systole, e.diastole, e.wearposition)
-             for sid, e in enumerate(history.ecg, first_signal)],
-        )  # fmt: skip
+            [
+                (
+                    sid,
+                    userid,
+                    e.timestamp,
+                    e.timestamp + 120,
+                    e.deviceid,
+                    e.afib,
+                    e.heart_rate,
+                    e.systole,
+                    e.diastole,
+                    e.wearposition,
+                )
+                for sid, e in enumerate(history.ecg, first_signal)
+            ],
+        )
     return user
 
 
