@@ -141,7 +141,7 @@ def test_code_is_single_use_short_lived_and_bound_to_redirect_uri(sb: SandboxSer
     )
     assert wrong_secret["status"] == 503
     stats = sb.admin("GET", "/stats")["token_requests"]["authorization_code"]
-    assert stats == {"ok": 1, "failed": 4}
+    assert stats == {"ok": 1, "failed": 5}
 
 
 def test_refresh_rotates_and_old_token_dies_on_first_use_of_new_access(sb: SandboxServer) -> None:

@@ -63,22 +63,22 @@ def issue_code(sb: Sandbox, client_id: str, userid: int, redirect_uri: str, scop
 
 def request_token(sb: Sandbox, p: Params) -> dict[str, object]:
     """``POST /v2/oauth2 action=requesttoken`` for both grants; failures are status 503."""
-    grant = p.text("grant_type", required=True)
-    client_id = p.text("client_id", required=True)
-    secret = p.text("client_secret", required=True)
-    if client_id != sb.config.client_id or not secrets.compare_digest(
-        secret or "", sb.config.client_secret
-    ):
-        raise invalid("unknown client or wrong secret")
-    handler = GRANTS.get(grant or "")
-    if handler is None:
-        raise invalid(f"unsupported grant_type {grant!r}")
+    grant = p.text("grant_type") or "missing"
     try:
+        client_id = p.text("client_id", required=True) or ""
+        secret = p.text("client_secret", required=True) or ""
+        if client_id != sb.config.client_id or not secrets.compare_digest(
+            secret.encode(), sb.config.client_secret.encode()
+        ):
+            raise invalid("unknown client or wrong secret")
+        handler = GRANTS.get(grant)
+        if handler is None:
+            raise invalid(f"unsupported grant_type {grant!r}")
         pair = handler(sb, p, client_id)
     except ApiError:
-        sb.stats.token_request(grant or "", ok=False)
+        sb.stats.token_request(grant, ok=False)
         raise
-    sb.stats.token_request(grant or "", ok=True)
+    sb.stats.token_request(grant, ok=True)
     return pair.as_body()
 
 
