@@ -85,10 +85,26 @@ class FhirServer:
 
 
 @dataclass
-class _ThreadedServer:
+class ThreadedServer:
+    """A sandbox app served by werkzeug's threaded server on a background thread."""
+
     server: BaseWSGIServer
     thread: threading.Thread
     app: Any
+
+    @classmethod
+    def start(cls, db: Path, **options: Any) -> ThreadedServer:
+        app = create_app(db, **options)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        return cls(server, thread, app)
+
+    @property
+    def fhir(self) -> FhirServer:
+        """A client for this server (a new one on every access)."""
+        db = Path(self.app.extensions["ohe_sandbox_fhir"].store.path)
+        return FhirServer(f"http://127.0.0.1:{self.server.server_port}", db)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -100,16 +116,11 @@ class _ThreadedServer:
 @pytest.fixture
 def start_fhir(tmp_path: Path) -> Iterator[Callable[..., FhirServer]]:
     """Start a sandbox in this process; keyword arguments go to ``create_app``."""
-    running: list[_ThreadedServer] = []
+    running: list[ThreadedServer] = []
 
     def start(db: Path | None = None, **options: Any) -> FhirServer:
-        db = db or tmp_path / f"fhir-{len(running)}.db"
-        app = create_app(db, **options)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        running.append(_ThreadedServer(server, thread, app))
-        return FhirServer(f"http://127.0.0.1:{server.server_port}", db)
+        running.append(ThreadedServer.start(db or tmp_path / f"fhir-{len(running)}.db", **options))
+        return running[-1].fhir
 
     yield start
     for item in running:

@@ -71,10 +71,16 @@ def resource_type_of(ctx: Context, req: FhirRequest) -> str:
 
 def _body(req: FhirRequest, resource_type: str) -> dict:
     resource = req.resource
+    if resource is None:
+        raise FhirError.of(
+            400, f"{req.method} needs a resource of type {resource_type} in the body"
+        )
     if not isinstance(resource, dict):
-        raise FhirError.of(400, f"{req.method} needs a {resource_type} resource in the body")
-    if resource.get("resourceType") != resource_type:
-        found = resource.get("resourceType")
+        raise FhirError.of(400, "the body must be a JSON object (a FHIR resource)")
+    found = resource.get("resourceType")
+    if found is None:
+        raise FhirError.of(400, "the resource has no resourceType", code="structure")
+    if found != resource_type:
         raise FhirError.of(400, f"the body is a {found}, but the URL addresses {resource_type}")
     return resource
 
