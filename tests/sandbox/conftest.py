@@ -241,9 +241,14 @@ def entry(method: str, url: str, resource: dict | None = None, **request: str) -
     return item
 
 
+def measure_token(key: str) -> str:
+    """The ``system|value`` token of an Observation's business identifier."""
+    return f"{SID}/measure|{key}"
+
+
 def measure(key: str) -> str:
     """The conditional URL query for an Observation's identifier."""
-    return f"identifier={SID}/measure|{key}"
+    return f"identifier={measure_token(key)}"
 
 
 def issues(response: requests.Response) -> str:

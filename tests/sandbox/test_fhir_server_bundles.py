@@ -16,6 +16,7 @@ from tests.sandbox.conftest import (
     entry,
     issues,
     measure,
+    measure_token,
     observation,
     transaction,
 )
@@ -84,16 +85,21 @@ def test_transaction_follows_the_spec_processing_order(fhir: FhirServer) -> None
     old = fhir.post("Observation", observation("order")).json()["id"]
     bundle = transaction(
         entry("GET", f"Observation?{measure('order')}"),
+        entry("PUT", f"Observation?{measure('order-put')}", observation("order-put")),
         entry("POST", "Observation", observation("order", value=60), ifNoneExist=measure("order")),
         entry("DELETE", f"Observation/{old}"),
     )
     body = fhir.post("", bundle).json()
-    # DELETE ran first, so the conditional create found nothing and created; GET ran last.
-    assert _statuses(body) == ["200 OK", "201 Created", "204 No Content"]
+    # DELETE ran first, so the conditional create found nothing and created; GET ran last and
+    # sees the new resource. The answers stay in the request's order.
+    assert _statuses(body) == ["200 OK", "201 Created", "201 Created", "204 No Content"]
     found = body["entry"][0]["resource"]
     assert found["type"] == "searchset"
     assert [e["resource"]["valueQuantity"]["value"] for e in found["entry"]] == [60]
     assert fhir.get(f"Observation/{old}").status_code == 410
+    # The system history, newest first, shows the write order: DELETE, then POST, then PUT.
+    history = fhir.get("_history", params={"_count": 3}).json()["entry"]
+    assert [e["request"]["method"] for e in history] == ["PUT", "POST", "DELETE"]
 
 
 def test_failing_entry_rolls_back_the_whole_transaction(fhir: FhirServer) -> None:
@@ -129,7 +135,7 @@ def test_failing_if_match_rolls_back_earlier_writes(fhir: FhirServer) -> None:
     response = fhir.post("", bundle)
     assert response.status_code == 412
     assert "Bundle.entry[1]" in issues(response)
-    assert fhir.search("Observation", identifier=f"{SID}/measure|new-one")["total"] == 0
+    assert fhir.search("Observation", identifier=measure_token("new-one"))["total"] == 0
     good = transaction(
         entry(
             "PUT",
@@ -188,7 +194,7 @@ def test_conditional_entries_answer_by_match_count(fhir: FhirServer) -> None:
     )
     assert several.status_code == 412
     assert "Bundle.entry[1]" in issues(several)
-    assert fhir.search("Observation", identifier=f"{SID}/measure|other")["total"] == 0
+    assert fhir.search("Observation", identifier=measure_token("other"))["total"] == 0
     twice = fhir.post(
         "",
         transaction(
@@ -197,7 +203,7 @@ def test_conditional_entries_answer_by_match_count(fhir: FhirServer) -> None:
         ),
     ).json()
     assert _statuses(twice) == ["201 Created", "200 OK"]  # the same conditional create once
-    assert fhir.search("Observation", identifier=f"{SID}/measure|dup")["total"] == 1
+    assert fhir.search("Observation", identifier=measure_token("dup"))["total"] == 1
 
 
 def test_two_entries_writing_one_resource_are_rejected(fhir: FhirServer) -> None:
@@ -266,7 +272,7 @@ def test_batch_entries_succeed_or_fail_independently(fhir: FhirServer) -> None:
     failed = body["entry"][1]["response"]["outcome"]
     assert "Bundle.entry[1]" in failed["issue"][0]["diagnostics"]
     assert body["entry"][4]["resource"]["total"] == 1  # the first entry was kept
-    assert fhir.search("Observation", identifier=f"{SID}/measure|b-bad")["total"] == 0
+    assert fhir.search("Observation", identifier=measure_token("b-bad"))["total"] == 0
 
 
 def test_bundle_posted_to_bundle_endpoint_is_stored_not_executed(fhir: FhirServer) -> None:

@@ -17,10 +17,10 @@ import requests
 from tests.helpers import Process
 from tests.sandbox.conftest import (
     FHIR_JSON,
-    SID,
     FhirServer,
     entry,
     measure,
+    measure_token,
     observation,
     transaction,
 )
@@ -45,7 +45,7 @@ def _race(work: Callable[[int, str], int]) -> Counter[int]:
 
 def _one_per_identifier(server: FhirServer) -> None:
     for key in KEYS:
-        found = server.search("Observation", identifier=f"{SID}/measure|{key}")
+        found = server.search("Observation", identifier=measure_token(key))
         assert found["total"] == 1, (key, found["total"])
     assert server.search("Observation", _summary="count")["total"] == len(KEYS)
 
@@ -85,7 +85,7 @@ def test_concurrent_transactions(fhir: FhirServer) -> None:
     assert _race(work) == Counter({200: THREADS * len(KEYS)})
     for key in KEYS:
         for suffix in ("", "-b"):
-            found = fhir.search("Observation", identifier=f"{SID}/measure|{key}{suffix}")
+            found = fhir.search("Observation", identifier=measure_token(f"{key}{suffix}"))
             assert found["total"] == 1
 
 

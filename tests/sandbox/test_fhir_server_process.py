@@ -3,14 +3,16 @@ survives a restart on the same database file."""
 
 from __future__ import annotations
 
+import ast
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import Process, wait_for
-from tests.sandbox.conftest import SID, FhirServer, device, issues, measure, observation
+from tests.helpers import ROOT, Process, wait_for
+from tests.sandbox.conftest import FhirServer, device, issues, measure, measure_token, observation
 
 Start = Callable[..., tuple[Process, FhirServer]]
 
@@ -40,7 +42,7 @@ def test_data_survives_a_restart(fhir_process: Start) -> None:
     assert (again.status_code, again.json()["id"]) == (200, kept)
     updated = server.put(f"Observation?{measure('kept')}", observation("kept", value=91))
     assert updated.headers["ETag"] == 'W/"3"'
-    assert server.search("Observation", identifier=f"{SID}/measure|kept")["total"] == 1
+    assert server.search("Observation", identifier=measure_token("kept"))["total"] == 1
     assert process.stop(signal.SIGINT) == 0
 
 
@@ -90,3 +92,23 @@ def test_the_process_answers_like_the_embedded_app(fhir_process: Start) -> None:
     assert missing.status_code == 404
     assert "not known" in issues(missing)
     assert server.post("Observation", observation("p", status="bogus")).status_code == 422
+
+
+def test_the_package_imports_nothing_else_from_ohe() -> None:
+    """A stand-in for an external system must not share code (or bugs) with its client."""
+    package = ROOT / "ohe" / "sandbox" / "fhir"
+    allowed = set(sys.stdlib_module_names) | {"flask", "werkzeug", "fhir", "orjson"}
+    imported: set[str] = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module)
+    outside = {
+        name
+        for name in imported
+        if name.split(".")[0] not in allowed and not name.startswith("ohe.sandbox.fhir")
+    }
+    assert imported, "no imports found: wrong directory?"
+    assert outside == set()

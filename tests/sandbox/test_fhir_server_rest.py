@@ -10,7 +10,7 @@ import pytest
 from fhir.resources import get_fhir_model_class
 from fhir.resources.R4B import get_fhir_model_class as get_r4_model_class
 
-from tests.sandbox.conftest import FhirServer, device, issues, measure, observation
+from tests.sandbox.conftest import FhirServer, device, issues, measure, measure_token, observation
 
 
 def _id_from_location(location: str, base: str) -> str:
@@ -127,7 +127,7 @@ def test_delete_answers_gone_and_keeps_history(fhir: FhirServer) -> None:
     assert gone.json()["issue"][0]["code"] == "deleted"
     assert fhir.get(f"Observation/{rid}/_history/1").status_code == 200
     assert fhir.get(f"Observation/{rid}/_history/2").status_code == 410
-    assert fhir.search("Observation", identifier=f"{measure('e').split('=', 1)[1]}")["total"] == 0
+    assert fhir.search("Observation", identifier=measure_token("e"))["total"] == 0
     history = fhir.get(f"Observation/{rid}/_history").json()["entry"]
     assert history[0]["request"] == {"method": "DELETE", "url": f"Observation/{rid}"}
     assert "resource" not in history[0]
@@ -152,7 +152,7 @@ def test_conditional_create_answers_by_match_count(fhir: FhirServer) -> None:
     third = fhir.post("Observation", observation("f"), headers=header)
     assert third.status_code == 412
     assert third.json()["issue"][0]["code"] == "multiple-matches"
-    assert fhir.search("Observation", identifier=measure("f").split("=", 1)[1])["total"] == 2
+    assert fhir.search("Observation", identifier=measure_token("f"))["total"] == 2
 
 
 def test_conditional_update_answers_by_match_count(fhir: FhirServer) -> None:
@@ -212,6 +212,7 @@ def test_type_and_instance_history_with_paging_and_since(fhir: FhirServer) -> No
     fhir.post("Device", device("hist-device"))
 
     page = fhir.get("Observation/_history", params={"_count": 2}).json()
+    get_fhir_model_class("Bundle").model_validate(page)
     assert page["total"] == 4
     assert len(page["entry"]) == 2
     assert page["entry"][0]["resource"]["id"] == ids[0]  # newest first

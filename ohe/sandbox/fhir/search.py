@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from ohe.sandbox.fhir import references
@@ -97,6 +98,21 @@ def _sort(value: str) -> str:
     return ", ".join([*keys, "+r.seq"])
 
 
+def _summary(value: str) -> bool:
+    if value not in ("count", "false"):
+        raise _bad(f"_summary={value} is not supported (only count and false)")
+    return value == "count"
+
+
+#: Result parameters: the Query field each one sets, and how its value is read.
+RESULT_PARAMS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "_count": ("count", lambda v: min(integer("_count", v, 0), MAX_COUNT)),
+    "_offset": ("offset", lambda v: integer("_offset", v, 0)),
+    "_summary": ("summary_count", _summary),
+    "_sort": ("order", _sort),
+}
+
+
 def parse(
     version: FhirVersion, resource_type: str, pairs: Sequence[tuple[str, str]], *, condition=False
 ) -> Query:
@@ -104,20 +120,13 @@ def parse(
     known = version.params(resource_type)
     clauses: list[Clause] = []
     kept: list[tuple[str, str]] = []
-    count, offset, summary_count, order = DEFAULT_COUNT, 0, False, ""
+    options: dict[str, Any] = {}
     for name, value in pairs:
         if name in IGNORED:
             continue
-        if name == "_count":
-            count = min(integer(name, value, 0), MAX_COUNT)
-        elif name == "_offset":
-            offset = integer(name, value, 0)
-        elif name == "_summary":
-            if value not in ("count", "false"):
-                raise _bad(f"_summary={value} is not supported (only count and false)")
-            summary_count = value == "count"
-        elif name == "_sort":
-            order = _sort(value)
+        if name in RESULT_PARAMS:
+            field, read = RESULT_PARAMS[name]
+            options[field] = read(value)
         else:
             clauses.append(_clause(resource_type, known, name, value))
         if name != "_offset":
@@ -126,8 +135,8 @@ def parse(
         raise _bad("a condition needs at least one search parameter, e.g. identifier=system|value")
     # With criteria, sort the few matches ("+" stops SQLite from walking the whole type in seq
     # order and probing each row); without, walking the seq index is the cheapest plan.
-    order = order or ("+r.seq" if clauses else "r.seq")
-    return Query(resource_type, tuple(clauses), count, offset, summary_count, order, tuple(kept))
+    options.setdefault("order", "+r.seq" if clauses else "r.seq")
+    return replace(Query(resource_type, tuple(clauses), pairs=tuple(kept)), **options)
 
 
 def parse_condition(version: FhirVersion, resource_type: str, text: str) -> Query:
@@ -156,7 +165,8 @@ def _clause(resource_type: str, known: dict[str, SearchParam], name: str, value:
     return Clause(param, modifier or None, values)
 
 
-def _token(param: SearchParam, column: str | None, value: str) -> tuple[str, list]:
+def _token(clause: Clause, value: str) -> tuple[str, list]:
+    column = clause.param.column
     if column:
         return f"r.{column} = ?", [value]
     parts = _split(value, "|")
@@ -168,7 +178,8 @@ def _token(param: SearchParam, column: str | None, value: str) -> tuple[str, lis
     return "(x.system = ? AND x.code = ?)", [system, code]
 
 
-def _reference(param: SearchParam, modifier: str | None, value: str) -> tuple[str, list]:
+def _reference(clause: Clause, value: str) -> tuple[str, list]:
+    param, modifier = clause.param, clause.modifier
     target = references.target_of(value) if "/" in value else None
     if "/" in value and target is None:
         raise _bad(f"{param.name}={value} is not a reference (Type/id or id)")
@@ -179,7 +190,9 @@ def _reference(param: SearchParam, modifier: str | None, value: str) -> tuple[st
     return "x.target_id = ?", [rid]
 
 
-def _date(lo: str, hi: str, value: str) -> tuple[str, list]:
+def _date(clause: Clause, value: str) -> tuple[str, list]:
+    column = clause.param.column
+    lo, hi = (f"r.{column}", f"(r.{column} + 1)") if column else ("x.low", "x.high")
     prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
     text = value[2:] if value[:2] in DATE_PREFIXES else value
     try:
@@ -190,15 +203,12 @@ def _date(lo: str, hi: str, value: str) -> tuple[str, list]:
     return template.format(lo=lo, hi=hi), [getattr(found, b) for b in bounds]
 
 
-def _value_sql(clause: Clause, value: str) -> tuple[str, list]:
-    param = clause.param
-    if param.kind is Kind.TOKEN:
-        return _token(param, param.column, value)
-    if param.kind is Kind.REFERENCE:
-        return _reference(param, clause.modifier, value)
-    if param.column:
-        return _date(f"r.{param.column}", f"(r.{param.column} + 1)", value)
-    return _date("x.low", "x.high", value)
+#: Per kind: the SQL condition one search value puts on the index row ``x`` (or on ``r``).
+VALUE_SQL: dict[Kind, Callable[[Clause, str], tuple[str, list]]] = {
+    Kind.TOKEN: _token,
+    Kind.REFERENCE: _reference,
+    Kind.DATE: _date,
+}
 
 
 def _clause_sql(query: Query, clause: Clause) -> tuple[str, list]:
@@ -208,7 +218,7 @@ def _clause_sql(query: Query, clause: Clause) -> tuple[str, list]:
         table = INDEX_TABLE[param.kind]
         sql = f"r.id {negate}IN (SELECT x.id FROM {table} x WHERE x.type = ? AND x.param = ?)"  # noqa: S608
         return sql, [query.type, param.name]
-    parts = [_value_sql(clause, v) for v in clause.values]
+    parts = [VALUE_SQL[param.kind](clause, v) for v in clause.values]
     either = " OR ".join(sql for sql, _ in parts)
     params = [p for _, ps in parts for p in ps]
     negate = "NOT " if clause.modifier == "not" else ""

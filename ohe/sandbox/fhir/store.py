@@ -151,6 +151,7 @@ class Session:
         self, resource_type: str, rid: str, resource: dict, method: str
     ) -> tuple[Record, Change]:
         """Store a new version unless the content equals the current one (then keep it)."""
+        self._check_writable()
         current = self.current(resource_type, rid)
         live = current is not None and not current.deleted
         if (
@@ -173,6 +174,7 @@ class Session:
 
     def tombstone(self, resource_type: str, rid: str) -> Record:
         """Delete: a new version without content; the history keeps every earlier version."""
+        self._check_writable()
         current = self.current(resource_type, rid)
         if current is None or current.deleted:
             raise LookupError(f"{resource_type}/{rid} is not live")
@@ -210,6 +212,10 @@ class Session:
         ).fetchall()
         records = [Record(r[0], r[1], r[2], r[3], r[4] == "DELETE", r[5], r[4]) for r in rows]
         return records, total
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise RuntimeError("write attempted in a read-only session (use Store.write)")
 
     def _append(
         self,

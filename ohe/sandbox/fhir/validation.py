@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from ohe.sandbox.fhir import references
 from ohe.sandbox.fhir.catalog import FhirVersion
 from ohe.sandbox.fhir.outcomes import FhirError, Issue
@@ -158,7 +156,11 @@ class Validator:
     def _model_issues(self, resource_type: str, resource: dict) -> list[Issue]:
         try:
             self.model(resource_type).model_validate(resource)
-        except ValidationError as exc:
+        except (
+            ValueError
+        ) as exc:  # pydantic's ValidationError; fhir.resources does not re-export it
+            if not callable(getattr(exc, "errors", None)):
+                raise
             issues = []
             for error in exc.errors()[:MAX_ISSUES]:
                 where = f"{resource_type}.{_loc(error['loc'])}"
