@@ -21,6 +21,7 @@ from ohe.extensions import Runtime, db, migrate
 from ohe.observability import context
 from ohe.observability.logging import configure_logging
 from ohe.observability.metrics import API_REQUEST_DURATION, API_REQUESTS
+from ohe.resilience.breakers import BreakerRegistry
 from ohe.settings import Settings, SettingsError
 from ohe.tasks.base import celery_init_app
 
@@ -50,12 +51,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         JSON_SORT_KEYS=False,
     )
+    coordination = build_coordination(settings.redis_url)
+    breakers = BreakerRegistry(settings, coordination)
     app.extensions["ohe"] = Runtime(
         settings=settings,
-        coordination=build_coordination(settings.redis_url),
+        coordination=coordination,
         cipher=TokenCipher(settings.token_encryption_keys),
-        services={},
+        breakers=breakers,
     )
+    app.extensions["ohe_gauges"] = [breakers.gauge_source()]
+    app.extensions["ohe_health_extras"] = {"circuit_breakers": breakers.get_all_states}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     celery_init_app(app, settings)

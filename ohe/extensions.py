@@ -7,7 +7,8 @@ same objects for the web request and for the Celery task that runs in that app's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
@@ -18,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase
 if TYPE_CHECKING:
     from ohe.coordination import Coordination
     from ohe.crypto import TokenCipher
+    from ohe.resilience.breakers import BreakerRegistry
     from ohe.settings import Settings
 
 
@@ -36,10 +38,13 @@ class Runtime:
     settings: Settings
     coordination: Coordination
     cipher: TokenCipher
-    services: dict[str, Any]
+    breakers: BreakerRegistry
+    services: dict[str, Any] = field(default_factory=dict)
 
-    def service(self, name: str) -> Any:
-        """A lazily built collaborator (breaker registry, FHIR client, provider clients)."""
+    def service(self, name: str, build: Callable[[], Any]) -> Any:
+        """A collaborator built once per app on first use (FHIR client, provider clients)."""
+        if name not in self.services:
+            self.services[name] = build()
         return self.services[name]
 
 

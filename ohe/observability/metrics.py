@@ -54,6 +54,66 @@ TASK_DURATION = Histogram(
 )
 
 
+# --- providers ------------------------------------------------------------------------------
+PROVIDER_API_ERRORS = Counter(
+    "ohe_provider_api_errors_total",
+    "Failed provider (and FHIR) calls by error class, including short-circuited calls",
+    ["provider", "error_type"],
+)
+PROVIDER_RATE_LIMITS = Counter(
+    "ohe_provider_api_rate_limits_total",
+    "Times a provider call had to wait for the shared rate limit or was answered rate-limited",
+    ["provider"],
+)
+PROVIDER_CALLS = Counter(
+    "ohe_provider_api_calls_total",
+    "Provider API calls by endpoint and outcome",
+    ["provider", "endpoint", "outcome"],
+)
+PROVIDER_CALL_DURATION = Histogram(
+    "ohe_provider_api_call_duration_seconds",
+    "Provider API call durations by endpoint",
+    ["provider", "endpoint"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+# --- FHIR ------------------------------------------------------------------------------------
+FHIR_REQUESTS = Counter(
+    "ohe_fhir_requests_total",
+    "HTTP requests to the FHIR server by method and status (or failure kind)",
+    ["method", "status"],
+)
+FHIR_REQUEST_DURATION = Histogram(
+    "ohe_fhir_request_duration_seconds",
+    "FHIR server request durations",
+    ["method"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+FHIR_RESOURCES_WRITTEN = Counter(
+    "ohe_fhir_resources_written_total",
+    "Resources sent to the FHIR server by type and outcome (created, updated, existing, failed)",
+    ["resource_type", "outcome"],
+)
+FHIR_VALIDATION_ERRORS = Counter(
+    "ohe_fhir_validation_errors_total",
+    "Resources dropped before sending because they failed validation",
+    ["resource_type"],
+)
+
+# --- circuit breakers ------------------------------------------------------------------------
+BREAKER_TRANSITIONS = Counter(
+    "ohe_circuit_breaker_transitions_total",
+    "Circuit breaker state changes, counted by the process that caused them",
+    ["breaker", "from_state", "to_state"],
+)
+BREAKER_OPEN_DURATION = Histogram(
+    "ohe_circuit_breaker_open_duration_seconds",
+    "How long a breaker stayed open before it half-opened or was closed",
+    ["breaker"],
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+
+
 @dataclass(frozen=True)
 class GaugeSource:
     """One scrape-time gauge: name, help, label names and a function yielding (labels, value)."""
