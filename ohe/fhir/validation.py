@@ -252,7 +252,7 @@ def _quick_observation(  # noqa: PLR0911, PLR0912 - one flat function is the poi
         if "offsets" in sampled:
             return False
         if _type(spacing) is _decimal_type:
-            return spacing.is_finite() and 0 < spacing and spacing.adjusted() <= _max
+            return spacing.is_finite() and spacing > 0 and spacing.adjusted() <= _max
         return _type(spacing) is _int and spacing > 0
     offsets = sampled.get("offsets")
     return (
