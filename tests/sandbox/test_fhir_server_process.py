@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import signal
 import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,15 @@ def test_data_survives_a_restart(fhir_process: Start) -> None:
     assert updated.headers["ETag"] == 'W/"3"'
     assert server.search("Observation", identifier=measure_token("kept"))["total"] == 1
     assert process.stop(signal.SIGINT) == 0
+
+
+def test_sigterm_lets_requests_in_flight_finish(fhir_process: Start) -> None:
+    process, server = fhir_process("--latency-ms", "1500")
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(server.get, "metadata")
+        time.sleep(0.5)  # the request is now waiting inside the server
+        assert process.stop(signal.SIGTERM) == 0
+        assert in_flight.result().status_code == 200
 
 
 def test_command_line_faults_and_auth(fhir_process: Start, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Run the sandbox FHIR server: ``python -m ohe.sandbox.fhir --port 8090 --db var/sandbox-fhir.db``.
 
 A threaded werkzeug server is enough: writes are serialized by the store anyway, and reads are
-cheap. SIGTERM and SIGINT stop it cleanly (in-flight requests finish, the database is closed),
-which is what process managers (honcho, the tests' ``Process``) send.
+cheap. SIGTERM and SIGINT stop it cleanly — no new connections, in-flight requests finish, the
+database is closed — which is what process managers (honcho, the tests' ``Process``) send.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     handler = WSGIRequestHandler if args.access_log else QuietHandler
     server = make_server(args.host, args.port, app, threaded=True, request_handler=handler)
+    server.daemon_threads = False  # so server_close() waits for requests in flight
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever() to return, so it cannot run on this thread.

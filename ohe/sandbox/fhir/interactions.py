@@ -266,7 +266,7 @@ def history(ctx: Context, req: FhirRequest) -> FhirResponse:
     unknown = set(params) - HISTORY_PARAMS
     if unknown:
         raise FhirError.of(400, f"unsupported _history parameters: {', '.join(sorted(unknown))}")
-    count = min(search.integer("_count", params.get("_count", "50"), 0), search.MAX_COUNT)
+    count = min(search.integer("_count", params.get("_count", "50"), 1), search.MAX_COUNT)
     offset = search.integer("_offset", params.get("_offset", "0"), 0)
     try:
         since = parse_range(params["_since"]).low if "_since" in params else None
