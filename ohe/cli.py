@@ -163,6 +163,20 @@ def flower(args: tuple[str, ...]) -> None:
     os.execve(sys.executable, command, env)  # noqa: S606 - replaces this process by design
 
 
+@ohe_cli.command("serve-metrics")
+@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a pod's port
+@click.option("--port", default=9808, show_default=True, type=int)
+def serve_metrics(host: str, port: int) -> None:
+    """Serve this host's worker counters (PROMETHEUS_MULTIPROC_DIR) on /metrics."""
+    from ohe.observability.metrics import serve_multiprocess
+
+    settings = state().settings
+    if settings.prometheus_multiproc_dir is None:
+        _fail("PROMETHEUS_MULTIPROC_DIR: required to serve worker metrics")
+        return
+    serve_multiprocess(host, port, settings.prometheus_multiproc_dir)
+
+
 def main() -> None:
     """Console entry point ``ohe``: the ohe commands plus Flask's own (db, run, shell, routes)."""
     from ohe.app import create_app

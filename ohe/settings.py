@@ -457,6 +457,92 @@ class Settings:
         parse=_integer(1),
     )
 
+    # --- FHIR server -----------------------------------------------------------------------------
+    fhir_base_url: str | None = setting(
+        lambda v: (
+            f"http://{v['sandbox_host']}:{v['sandbox_fhir_port']}/fhir" if v["sandbox"] else None
+        ),
+        "Base URL of the hospital's FHIR server. Default: the sandbox FHIR server when sandboxes "
+        "are on; required otherwise.",
+        env="OHE_FHIR_BASE_URL",
+        parse=_optional(_url("http", "https")),
+        aliases=("FHIR_BASE_URL",),
+    )
+    fhir_version: str = setting(
+        "R5",
+        "FHIR release written: `R5`, or `R4` (most production EHR servers).",
+        env="OHE_FHIR_VERSION",
+        parse=_choice("R5", "R4", upper=True),
+    )
+    fhir_auth: str = setting(
+        "none",
+        "How OHE authenticates to the FHIR server: `none`, `bearer` (OHE_FHIR_TOKEN) or "
+        "`client_credentials` (OAuth2; OHE_FHIR_TOKEN_URL, _CLIENT_ID, _CLIENT_SECRET).",
+        env="OHE_FHIR_AUTH",
+        parse=_choice("none", "bearer", "client_credentials"),
+    )
+    fhir_token: str | None = setting(
+        None,
+        "Static bearer token for `bearer` auth.",
+        env="OHE_FHIR_TOKEN",
+        parse=_optional(_text),
+        secret=True,
+    )
+    fhir_token_url: str | None = setting(
+        None,
+        "OAuth2 token endpoint for `client_credentials` auth.",
+        env="OHE_FHIR_TOKEN_URL",
+        parse=_optional(_url("http", "https")),
+    )
+    fhir_client_id: str | None = setting(
+        None,
+        "OAuth2 client id for `client_credentials` auth.",
+        env="OHE_FHIR_CLIENT_ID",
+        parse=_optional(_text),
+    )
+    fhir_client_secret: str | None = setting(
+        None,
+        "OAuth2 client secret for `client_credentials` auth.",
+        env="OHE_FHIR_CLIENT_SECRET",
+        parse=_optional(_text),
+        secret=True,
+    )
+    fhir_scope: str | None = setting(
+        None,
+        "OAuth2 scope requested with `client_credentials` (optional).",
+        env="OHE_FHIR_SCOPE",
+        parse=_optional(_text),
+    )
+    fhir_timeout: float = setting(
+        30.0,
+        "Seconds before a FHIR request times out (then retried).",
+        env="OHE_FHIR_TIMEOUT",
+        parse=_number(1, 300),
+        aliases=("FHIR_TIMEOUT",),
+    )
+    fhir_batch_size: int = setting(
+        200,
+        "Entries per transaction bundle.",
+        env="OHE_FHIR_BATCH_SIZE",
+        parse=_integer(1, 1000),
+        aliases=("FHIR_BATCH_SIZE",),
+    )
+    fhir_validation: str = setting(
+        "fast",
+        "Check before sending: `fast` (data-derived parts per resource, shared fragments once) "
+        "or `strict` (full fhir.resources validation of every resource).",
+        env="OHE_FHIR_VALIDATION",
+        parse=_choice("fast", "strict"),
+    )
+    fhir_identifier_base: str = setting(
+        lambda v: f"{v['public_url']}/fhir/sid",
+        "Namespace of OHE's business identifiers (`<base>/<provider>/<kind>`), a URI your "
+        "deployment owns. It is part of every identifier: set it once and never change it.",
+        env="OHE_FHIR_IDENTIFIER_BASE",
+        parse=_url("http", "https"),
+        production_required=True,
+    )
+
     # ------------------------------------------------------------------------------------------
 
     @property
@@ -529,6 +615,15 @@ class Settings:
                     "OHE_REDIS_URL: required when OHE_ENV=production "
                     "(locks, rate limits and breaker state are shared through Redis)"
                 )
+        if not self.fhir_base_url:
+            raise SettingsError(
+                "OHE_FHIR_BASE_URL: required when the sandboxes are off (OHE_SANDBOX=false)"
+            )
+        for needed in _FHIR_AUTH_NEEDS[self.fhir_auth]:
+            if not getattr(self, needed):
+                raise SettingsError(
+                    f"OHE_{needed.upper()}: required when OHE_FHIR_AUTH={self.fhir_auth}"
+                )
         if self.task_soft_time_limit >= self.task_time_limit:
             raise SettingsError(
                 "OHE_TASK_SOFT_TIME_LIMIT: expected less than OHE_TASK_TIME_LIMIT "
@@ -551,6 +646,13 @@ class Settings:
             name: "<hidden>" if name in secret and value else value
             for name, value in self.as_environ().items()
         }
+
+
+_FHIR_AUTH_NEEDS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "bearer": ("fhir_token",),
+    "client_credentials": ("fhir_token_url", "fhir_client_id", "fhir_client_secret"),
+}
 
 
 def _lookup(

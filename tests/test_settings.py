@@ -19,6 +19,8 @@ PRODUCTION = {
     "OHE_TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     "DATABASE_URL": "postgresql+psycopg2://u:p@db/ohe",
     "REDIS_URL": "redis://cache:6379/0",
+    "OHE_FHIR_BASE_URL": "https://fhir.hospital.example/r4",
+    "OHE_FHIR_IDENTIFIER_BASE": "https://ohe.hospital.example/fhir/sid",
 }
 
 
@@ -81,7 +83,15 @@ def test_secret_values_are_not_echoed_in_errors() -> None:
 
 
 @pytest.mark.parametrize(
-    "missing", ["OHE_SECRET_KEY", "OHE_TOKEN_ENCRYPTION_KEYS", "REDIS_URL", "DATABASE_URL"]
+    "missing",
+    [
+        "OHE_SECRET_KEY",
+        "OHE_TOKEN_ENCRYPTION_KEYS",
+        "REDIS_URL",
+        "DATABASE_URL",
+        "OHE_FHIR_BASE_URL",
+        "OHE_FHIR_IDENTIFIER_BASE",
+    ],
 )
 def test_production_requires_secrets_and_servers(missing: str) -> None:
     environ = {k: v for k, v in PRODUCTION.items() if k != missing}
@@ -130,3 +140,27 @@ def test_readme_configuration_table_lists_every_setting_with_its_default() -> No
             rows[names] = match.group(2).strip().strip("`")
     expected = {(row.env, *row.aliases): row.default for row in settings_table()}
     assert rows == expected
+
+
+@pytest.mark.parametrize(
+    ("auth", "given", "missing"),
+    [
+        ("bearer", {}, "OHE_FHIR_TOKEN"),
+        ("client_credentials", {"OHE_FHIR_TOKEN_URL": "https://idp/token"}, "OHE_FHIR_CLIENT_ID"),
+        (
+            "client_credentials",
+            {"OHE_FHIR_TOKEN_URL": "https://idp/token", "OHE_FHIR_CLIENT_ID": "ohe"},
+            "OHE_FHIR_CLIENT_SECRET",
+        ),
+    ],
+)
+def test_fhir_auth_modes_require_their_credentials(auth: str, given: dict, missing: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{missing}: required when OHE_FHIR_AUTH={auth}"):
+        Settings.from_env({"OHE_FHIR_AUTH": auth, **given})
+
+
+def test_fhir_defaults_point_at_the_sandbox() -> None:
+    settings = Settings.from_env({})
+    assert settings.fhir_base_url == "http://127.0.0.1:8090/fhir"
+    assert settings.fhir_version == "R5"
+    assert settings.fhir_identifier_base == "http://localhost:8000/fhir/sid"

@@ -159,3 +159,20 @@ def render(sources: Iterable[GaugeSource], multiproc_dir: Path | None) -> bytes:
     live = CollectorRegistry()
     live.register(ScrapeCollector(sources))
     return generate_latest(registry) + generate_latest(live)
+
+
+def serve_multiprocess(host: str, port: int, multiproc_dir: Path) -> None:
+    """Serve the counters of every process writing to ``multiproc_dir`` on ``/metrics``.
+
+    For worker pods (Kubernetes): the web pod's endpoint cannot see another pod's files, so
+    each worker pod runs this next to Celery on a shared emptyDir. Scrape-time gauges are not
+    served here (the web endpoint has them), so no series is exported twice.
+    """
+    from prometheus_client import make_wsgi_app
+    from werkzeug.serving import make_server
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(multiproc_dir))
+    server = make_server(host, port, make_wsgi_app(registry), threaded=True)
+    log.info("serving worker metrics", extra={"operation": "metrics_server", "port": port})
+    server.serve_forever()
