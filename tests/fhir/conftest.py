@@ -23,3 +23,7 @@ def make_context(version: str = "R5", scope: str = "0123456789abcdef", patient: 
 @pytest.fixture(params=["R5", "R4"])
 def ctx(request: pytest.FixtureRequest) -> BuildContext:
     return make_context(request.param)
+
+
+# The sandbox FHIR server fixtures (real HTTP servers), shared with tests/sandbox.
+from tests.sandbox.conftest import FhirServer, fhir, fhir_process, fhir_r4, start_fhir  # noqa: E402, F401
