@@ -457,6 +457,118 @@ class Settings:
         parse=_integer(1),
     )
 
+    # --- providers and sync ----------------------------------------------------------------------
+    providers: tuple[str, ...] = setting(
+        ("withings",),
+        "Providers offered to patients, comma-separated (known: withings).",
+        env="OHE_PROVIDERS",
+        parse=_word_list,
+    )
+    withings_client_id: str | None = setting(
+        lambda v: "ohe-sandbox-client" if v["sandbox"] else None,
+        "Withings OAuth client id. Default: the sandbox's client when sandboxes are on.",
+        env="OHE_WITHINGS_CLIENT_ID",
+        parse=_optional(_text),
+        aliases=("WITHINGS_CLIENT_ID",),
+    )
+    withings_client_secret: str | None = setting(
+        lambda v: "ohe-sandbox-secret" if v["sandbox"] else None,
+        "Withings OAuth client secret. Default: the sandbox's when sandboxes are on.",
+        env="OHE_WITHINGS_CLIENT_SECRET",
+        parse=_optional(_text),
+        aliases=("WITHINGS_CLIENT_SECRET",),
+        secret=True,
+    )
+    withings_api_url: str = setting(
+        lambda v: (
+            f"http://{v['sandbox_host']}:{v['sandbox_withings_port']}"
+            if v["sandbox"]
+            else "https://wbsapi.withings.net"
+        ),
+        "Withings API base (data, token and notify calls). Default: the sandbox, or "
+        "https://wbsapi.withings.net with sandboxes off.",
+        env="OHE_WITHINGS_API_URL",
+        parse=_url("http", "https"),
+    )
+    withings_authorize_url: str = setting(
+        lambda v: (
+            f"http://{v['sandbox_host']}:{v['sandbox_withings_port']}/oauth2_user/authorize2"
+            if v["sandbox"]
+            else "https://account.withings.com/oauth2_user/authorize2"
+        ),
+        "Withings consent page. Default: the sandbox's, or account.withings.com.",
+        env="OHE_WITHINGS_AUTHORIZE_URL",
+        parse=_url("http", "https"),
+    )
+    withings_scopes: tuple[str, ...] = setting(
+        ("user.info", "user.metrics", "user.activity"),
+        "OAuth scopes asked of Withings users, comma-separated.",
+        env="OHE_WITHINGS_SCOPES",
+        parse=_word_list,
+    )
+    withings_notify_categories: tuple[str, ...] = setting(
+        ("1", "2", "4", "16", "44", "54"),
+        "Withings notification categories (appli) subscribed on link, comma-separated.",
+        env="OHE_WITHINGS_NOTIFY_CATEGORIES",
+        parse=_word_list,
+    )
+    withings_rate_limit: int = setting(
+        120,
+        "Withings calls allowed per window for the whole application, shared by every process.",
+        env="OHE_WITHINGS_RATE_LIMIT",
+        parse=_integer(1),
+        aliases=("WITHINGS_MAX_REQUESTS_PER_WINDOW",),
+    )
+    withings_rate_window: float = setting(
+        60.0,
+        "Seconds of the Withings rate-limit window (a rolling window).",
+        env="OHE_WITHINGS_RATE_WINDOW",
+        parse=_number(1),
+        aliases=("WITHINGS_RATE_LIMIT_WINDOW",),
+    )
+    provider_timeout: float = setting(
+        30.0,
+        "Seconds before a provider API call times out.",
+        env="OHE_PROVIDER_TIMEOUT",
+        parse=_number(1, 300),
+        aliases=("API_TIMEOUT",),
+    )
+    webhook_base_url: str = setting(
+        lambda v: f"{v['public_url']}/webhooks/",
+        "Base of the callback URLs given to providers (`<base><provider>/`).",
+        env="OHE_WEBHOOK_BASE_URL",
+        parse=lambda raw: _url("http", "https")(raw) + "/",
+        aliases=("WEBHOOK_BASE_URL",),
+    )
+    webhook_secret_segment: str | None = setting(
+        None,
+        "Optional secret path segment in webhook callback URLs (`/webhooks/withings/<segment>/`); "
+        "calls without it get 404.",
+        env="OHE_WEBHOOK_SECRET_SEGMENT",
+        parse=_optional(_text),
+        aliases=("WITHINGS_WEBHOOK_SECRET",),
+        secret=True,
+    )
+    initial_backfill_days: int = setting(
+        30,
+        "Days of history fetched when a patient links an account.",
+        env="OHE_INITIAL_BACKFILL_DAYS",
+        parse=_integer(1, 3660),
+        aliases=("HEALTH_DATA_LOOKBACK_DAYS",),
+    )
+    safety_net_interval: int = setting(
+        3600,
+        "Seconds between incremental polls of every link (the safety net when webhooks are lost).",
+        env="OHE_SAFETY_NET_INTERVAL",
+        parse=_integer(60),
+    )
+    link_url_ttl: int = setting(
+        600,
+        "Seconds a signed link URL (and its OAuth state) stays valid.",
+        env="OHE_LINK_URL_TTL",
+        parse=_integer(30, 86400),
+    )
+
     # --- FHIR server -----------------------------------------------------------------------------
     fhir_base_url: str | None = setting(
         lambda v: (
@@ -593,47 +705,11 @@ class Settings:
         return settings
 
     def validate(self, environ: Mapping[str, str]) -> None:
-        """Cross-field rules that a single parser cannot see."""
-        if self.production:
-            for f in dataclasses.fields(self):
-                meta = f.metadata
-                if (
-                    meta["production_required"]
-                    and _lookup(environ, meta["env"], meta["aliases"])[0] is None
-                ):
-                    raise SettingsError(f"{meta['env']}: required when OHE_ENV=production")
-            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
-                raise SettingsError(
-                    "OHE_SECRET_KEY: expected at least 32 characters of your own in production"
-                )
-            if self.database_url.startswith("sqlite"):
-                raise SettingsError(
-                    "OHE_DATABASE_URL: expected a PostgreSQL URL in production, got SQLite"
-                )
-            if not self.redis_url:
-                raise SettingsError(
-                    "OHE_REDIS_URL: required when OHE_ENV=production "
-                    "(locks, rate limits and breaker state are shared through Redis)"
-                )
-        if not self.fhir_base_url:
-            raise SettingsError(
-                "OHE_FHIR_BASE_URL: required when the sandboxes are off (OHE_SANDBOX=false)"
-            )
-        for needed in _FHIR_AUTH_NEEDS[self.fhir_auth]:
-            if not getattr(self, needed):
-                raise SettingsError(
-                    f"OHE_{needed.upper()}: required when OHE_FHIR_AUTH={self.fhir_auth}"
-                )
-        if self.task_soft_time_limit >= self.task_time_limit:
-            raise SettingsError(
-                "OHE_TASK_SOFT_TIME_LIMIT: expected less than OHE_TASK_TIME_LIMIT "
-                f"({self.task_time_limit}), got {self.task_soft_time_limit}"
-            )
-        if self.broker_visibility_timeout <= self.task_time_limit:
-            raise SettingsError(
-                "OHE_BROKER_VISIBILITY_TIMEOUT: expected more than OHE_TASK_TIME_LIMIT "
-                f"({self.task_time_limit}), got {self.broker_visibility_timeout}"
-            )
+        """Cross-field rules that a single parser cannot see; the first broken one raises."""
+        for rule in _RULES:
+            problem = rule(self, environ)
+            if problem:
+                raise SettingsError(problem)
 
     def as_environ(self) -> dict[str, str]:
         """Every setting as the environment that reproduces it (for child processes)."""
@@ -647,6 +723,71 @@ class Settings:
             for name, value in self.as_environ().items()
         }
 
+
+KNOWN_PROVIDERS = frozenset({"withings"})
+
+
+def _production_rule(s: Settings, environ: Mapping[str, str]) -> str | None:
+    if not s.production:
+        return None
+    for f in dataclasses.fields(s):
+        meta = f.metadata
+        if (
+            meta["production_required"]
+            and _lookup(environ, meta["env"], meta["aliases"])[0] is None
+        ):
+            return f"{meta['env']}: required when OHE_ENV=production"
+    if s.secret_key == DEV_SECRET_KEY or len(s.secret_key) < 32:
+        return "OHE_SECRET_KEY: expected at least 32 characters of your own in production"
+    if s.database_url.startswith("sqlite"):
+        return "OHE_DATABASE_URL: expected a PostgreSQL URL in production, got SQLite"
+    if not s.redis_url:
+        return (
+            "OHE_REDIS_URL: required when OHE_ENV=production "
+            "(locks, rate limits and breaker state are shared through Redis)"
+        )
+    return None
+
+
+def _fhir_rule(s: Settings, environ: Mapping[str, str]) -> str | None:
+    if not s.fhir_base_url:
+        return "OHE_FHIR_BASE_URL: required when the sandboxes are off (OHE_SANDBOX=false)"
+    for needed in _FHIR_AUTH_NEEDS[s.fhir_auth]:
+        if not getattr(s, needed):
+            return f"OHE_{needed.upper()}: required when OHE_FHIR_AUTH={s.fhir_auth}"
+    return None
+
+
+def _provider_rule(s: Settings, environ: Mapping[str, str]) -> str | None:
+    unknown = set(s.providers) - KNOWN_PROVIDERS
+    if unknown:
+        return (
+            f"OHE_PROVIDERS: expected a list of {', '.join(sorted(KNOWN_PROVIDERS))}, "
+            f"got {', '.join(sorted(unknown))}"
+        )
+    if "withings" in s.providers and not (s.withings_client_id and s.withings_client_secret):
+        return (
+            "OHE_WITHINGS_CLIENT_ID: required (with OHE_WITHINGS_CLIENT_SECRET) when "
+            "withings is in OHE_PROVIDERS and the sandboxes are off"
+        )
+    return None
+
+
+def _celery_rule(s: Settings, environ: Mapping[str, str]) -> str | None:
+    if s.task_soft_time_limit >= s.task_time_limit:
+        return (
+            "OHE_TASK_SOFT_TIME_LIMIT: expected less than OHE_TASK_TIME_LIMIT "
+            f"({s.task_time_limit}), got {s.task_soft_time_limit}"
+        )
+    if s.broker_visibility_timeout <= s.task_time_limit:
+        return (
+            "OHE_BROKER_VISIBILITY_TIMEOUT: expected more than OHE_TASK_TIME_LIMIT "
+            f"({s.task_time_limit}), got {s.broker_visibility_timeout}"
+        )
+    return None
+
+
+_RULES = (_production_rule, _fhir_rule, _provider_rule, _celery_rule)
 
 _FHIR_AUTH_NEEDS: dict[str, tuple[str, ...]] = {
     "none": (),

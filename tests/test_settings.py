@@ -21,6 +21,8 @@ PRODUCTION = {
     "REDIS_URL": "redis://cache:6379/0",
     "OHE_FHIR_BASE_URL": "https://fhir.hospital.example/r4",
     "OHE_FHIR_IDENTIFIER_BASE": "https://ohe.hospital.example/fhir/sid",
+    "OHE_WITHINGS_CLIENT_ID": "hospital-app",
+    "OHE_WITHINGS_CLIENT_SECRET": "withings-secret",
 }
 
 
@@ -91,6 +93,7 @@ def test_secret_values_are_not_echoed_in_errors() -> None:
         "DATABASE_URL",
         "OHE_FHIR_BASE_URL",
         "OHE_FHIR_IDENTIFIER_BASE",
+        "OHE_WITHINGS_CLIENT_ID",
     ],
 )
 def test_production_requires_secrets_and_servers(missing: str) -> None:
@@ -164,3 +167,8 @@ def test_fhir_defaults_point_at_the_sandbox() -> None:
     assert settings.fhir_base_url == "http://127.0.0.1:8090/fhir"
     assert settings.fhir_version == "R5"
     assert settings.fhir_identifier_base == "http://localhost:8000/fhir/sid"
+
+
+def test_unknown_providers_are_refused() -> None:
+    with pytest.raises(SettingsError, match="^OHE_PROVIDERS: expected a list of withings, got garmin"):
+        Settings.from_env({"OHE_PROVIDERS": "withings,garmin"})

@@ -1,0 +1,107 @@
+"""Access tokens of a link: refreshed before they expire, serialized across every process.
+
+Withings rotates refresh tokens on every refresh, and the old one dies soon after the new pair
+is used; two workers refreshing the same link at once would strand one of them. So a refresh
+happens under a per-link lock, re-reads the link inside the lock (another process may have just
+refreshed it), and stores the new pair in its own committed transaction *before* the new access
+token is used. ``invalid_grant`` marks the link ``needs_reauth`` (never revoked on the first
+failure); other refresh failures are retried by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from ohe.coordination import Coordination
+from ohe.extensions import db
+from ohe.models import LinkStatus, ProviderLink, utcnow
+from ohe.observability.metrics import PROVIDER_API_ERRORS
+from ohe.providers.base import InvalidGrant, Provider
+from ohe.resilience.errors import AuthError
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = timedelta(minutes=5)  # refresh when less than this is left
+LOCK_TTL = 60.0
+
+
+class LinkTokens:
+    """The ``TokenSource`` of one link (``ohe.providers.base.TokenSource``)."""
+
+    def __init__(self, link_id: int, provider: Provider, coordination: Coordination) -> None:
+        self.link_id = link_id
+        self.provider = provider
+        self._coordination = coordination
+
+    def current(self) -> str:
+        with Session(db.engine) as session:
+            link = self._load(session)
+            if not _expiring(link):
+                return link.access_token  # type: ignore[return-value]
+            stale = link.access_token
+        return self._refresh(stale)
+
+    def refreshed(self, rejected: str) -> str:
+        return self._refresh(rejected)
+
+    def refresh_now(self) -> None:
+        """Proactive refresh (beat): refresh if the token expires within the margin."""
+        self.current()
+
+    def _load(self, session: Session) -> ProviderLink:
+        link = session.get(ProviderLink, self.link_id)
+        if link is None or link.status != LinkStatus.ACTIVE or not link.access_token:
+            state = "missing" if link is None else link.status
+            raise AuthError(f"link {self.link_id} is {state}; the patient must link again")
+        return link
+
+    def _refresh(self, stale: str | None) -> str:
+        with (
+            self._coordination.lock(f"token-refresh:{self.link_id}", ttl=LOCK_TTL, wait=LOCK_TTL),
+            Session(db.engine) as session,
+        ):
+            link = self._load(session)
+            if link.access_token != stale and not _expiring(link):
+                return link.access_token  # type: ignore[return-value]  # refreshed meanwhile
+            if not link.refresh_token:
+                raise AuthError(f"link {self.link_id} has no refresh token")
+            try:
+                tokens = self.provider.refresh(link.refresh_token)
+            except InvalidGrant as exc:
+                link.status = LinkStatus.NEEDS_REAUTH.value
+                link.status_reason = "the provider refused the refresh token; link again"
+                session.commit()
+                PROVIDER_API_ERRORS.labels(self.provider.name, "auth_error").inc()
+                log.warning(
+                    "link needs re-authorisation",
+                    extra={
+                        "operation": "token_refresh",
+                        "provider": self.provider.name,
+                        "link_id": self.link_id,
+                        "error_type": "auth_error",
+                    },
+                )
+                raise AuthError(str(exc)) from None
+            link.access_token = tokens.access_token
+            if tokens.refresh_token:
+                link.refresh_token = tokens.refresh_token
+            link.token_expires_at = tokens.expires_at
+            if tokens.scopes:
+                link.scopes = ",".join(tokens.scopes)
+            session.commit()  # stored before anyone uses the new access token
+            log.info(
+                "tokens refreshed",
+                extra={
+                    "operation": "token_refresh",
+                    "provider": self.provider.name,
+                    "link_id": self.link_id,
+                },
+            )
+            return tokens.access_token
+
+
+def _expiring(link: ProviderLink) -> bool:
+    return link.token_expires_at is None or link.token_expires_at - utcnow() < REFRESH_MARGIN
