@@ -89,9 +89,10 @@ def _engine_options(url: str) -> dict[str, Any]:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from ohe.api import health
+    from ohe.api import admin, health, links, providers, sync, webhooks
 
-    app.register_blueprint(health.bp)
+    for module in (health, providers, links, sync, webhooks, admin):
+        app.register_blueprint(module.bp)
 
     @app.get("/")
     @public

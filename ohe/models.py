@@ -166,7 +166,11 @@ class SyncCursor(db.Model):
 
 
 class SyncStatus(db.Model):
-    """One row per sync run: what triggered it, how far it got, and how it ended."""
+    """One sync run of one stream of one link: what triggered it, how far it got, how it ended.
+
+    The run is the unit of the cursor: ``pending_cursor`` (the provider's snapshot position,
+    from the first page) becomes the stream's cursor only when every page has been written.
+    """
 
     __tablename__ = "sync_status"
 
@@ -176,38 +180,97 @@ class SyncStatus(db.Model):
         ForeignKey("provider_link.id", ondelete="SET NULL"), index=True
     )
     provider: Mapped[str] = mapped_column(String(32))
+    stream: Mapped[str] = mapped_column(String(32), default="")
     sync_type: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(32), default="sync")
     data_types: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default=SyncState.PENDING.value)
+    status: Mapped[str] = mapped_column(String(16), default=SyncState.PENDING.value, index=True)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    pages_planned: Mapped[int] = mapped_column(Integer, default=0)
+    fetch_complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    pages_fetched: Mapped[int] = mapped_column(Integer, default=0)
     pages_done: Mapped[int] = mapped_column(Integer, default=0)
     records_fetched: Mapped[int] = mapped_column(Integer, default=0)
     resources_written: Mapped[int] = mapped_column(Integer, default=0)
     rate_limit_waits: Mapped[int] = mapped_column(Integer, default=0)
+    pending_cursor: Mapped[str | None] = mapped_column(String(255))
     error_class: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(String(1024))
     request_id: Mapped[str | None] = mapped_column(String(128))
 
+    pages: Mapped[list[SyncPage]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SyncPage(db.Model):
+    """One page of a run, so redelivered tasks know what is already done (idempotency)."""
+
+    __tablename__ = "sync_page"
+    __table_args__ = (UniqueConstraint("run_id", "number", name="uq_page_run_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_status.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="planned")  # planned/fetched/pushed
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    resources: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    run: Mapped[SyncStatus] = relationship(back_populates="pages")
+
+
+class LinkAttempt(db.Model):
+    """A patient's linking in progress: the signed link URL and the single-use OAuth state."""
+
+    __tablename__ = "link_attempt"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ehr_user_id: Mapped[int] = mapped_column(ForeignKey("ehr_user.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    success_url: Mapped[str | None] = mapped_column(String(1024))
+    error_url: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    code_verifier: Mapped[str | None] = mapped_column(EncryptedText)
+    outcome: Mapped[str | None] = mapped_column(String(64))
+
+    ehr_user: Mapped[EHRUser] = relationship()
+
 
 class WebhookEvent(db.Model):
-    """Dedup ledger of provider notifications: one row per distinct notification."""
+    """Dedup ledger of provider notifications; ``pending`` until turned into a sync.
+
+    Identical notifications arriving while one is pending are coalesced into it
+    (``duplicates``); the row is the source of truth, so a lost publish is re-driven by beat.
+    """
 
     __tablename__ = "webhook_event"
-    __table_args__ = (Index("ix_webhook_received", "received_at"),)
+    __table_args__ = (
+        Index("ix_webhook_received", "received_at"),
+        Index("ix_webhook_fingerprint_status", "fingerprint", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
-    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
     external_user_id: Mapped[str] = mapped_column(String(128))
     category: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(32))
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("provider_link.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class ApiKey(db.Model):

@@ -170,5 +170,7 @@ def test_fhir_defaults_point_at_the_sandbox() -> None:
 
 
 def test_unknown_providers_are_refused() -> None:
-    with pytest.raises(SettingsError, match="^OHE_PROVIDERS: expected a list of withings, got garmin"):
+    with pytest.raises(
+        SettingsError, match=r"^OHE_PROVIDERS: expected a list of withings, got garmin"
+    ):
         Settings.from_env({"OHE_PROVIDERS": "withings,garmin"})

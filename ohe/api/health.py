@@ -11,6 +11,7 @@ from ohe.extensions import state
 from ohe.observability import metrics
 from ohe.observability.gauges import build_sources
 from ohe.observability.health import CHECKS, READY_CHECKS, run_checks
+from ohe.observability.scrub import scrub
 
 bp = Blueprint("health", __name__, url_prefix="/api/metrics")
 
@@ -50,7 +51,10 @@ def health() -> tuple[Response, int]:
         "response_time_ms": round((time.perf_counter() - started) * 1000, 2),
     }
     for name, extra in current_app.extensions.get("ohe_health_extras", {}).items():
-        body[name] = extra()
+        try:
+            body[name] = extra()
+        except Exception as exc:  # e.g. breaker state lives in Redis, which may be down
+            body[name] = {"error": scrub(f"{type(exc).__name__}: {exc}")[:300]}
     return jsonify(body), 200 if ok else 503
 
 

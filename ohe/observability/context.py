@@ -53,3 +53,23 @@ def bind(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _fields.reset(token)
+
+
+_rate_waits: ContextVar[list[int] | None] = ContextVar("ohe_rate_waits", default=None)
+
+
+@contextmanager
+def counting_rate_waits() -> Iterator[list[int]]:
+    """Count the rate-limit waits of the calls made inside the block (per sync page)."""
+    counter = [0]
+    token = _rate_waits.set(counter)
+    try:
+        yield counter
+    finally:
+        _rate_waits.reset(token)
+
+
+def rate_wait() -> None:
+    counter = _rate_waits.get()
+    if counter is not None:
+        counter[0] += 1

@@ -54,6 +54,42 @@ TASK_DURATION = Histogram(
 )
 
 
+# --- sync ----------------------------------------------------------------------------------
+SYNC_OPERATIONS = Counter(
+    "ohe_sync_operations_total",
+    "Finished sync runs by provider, trigger (sync_type) and status (success, failed)",
+    ["provider", "sync_type", "status"],
+)
+SYNC_DURATION = Histogram(
+    "ohe_sync_duration_seconds",
+    "Duration of sync runs from start to the last page written",
+    ["provider", "sync_type"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+)
+DATA_POINTS = Counter(
+    "ohe_data_points_processed_total",
+    "Provider measurements (samples) turned into FHIR resources, by data type",
+    ["provider", "data_type"],
+)
+SAMPLES_SKIPPED = Counter(
+    "ohe_samples_skipped_total",
+    "Provider measurements deliberately not written (ambiguous owner, excluded data type)",
+    ["provider", "reason"],
+)
+
+# --- webhooks ----------------------------------------------------------------------------------
+WEBHOOK_REQUESTS = Counter(
+    "ohe_webhook_requests_total",
+    "Provider webhook calls by outcome (accepted, duplicate, unknown_user, invalid, ...)",
+    ["provider", "status"],
+)
+WEBHOOK_TIME = Histogram(
+    "ohe_webhook_processing_time_seconds",
+    "Time to answer a provider webhook",
+    ["provider"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+
 # --- providers ------------------------------------------------------------------------------
 PROVIDER_API_ERRORS = Counter(
     "ohe_provider_api_errors_total",

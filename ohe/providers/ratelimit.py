@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from ohe.coordination import Coordination
+from ohe.observability import context
 from ohe.observability.metrics import PROVIDER_RATE_LIMITS
 from ohe.resilience.errors import RateLimitError
 from ohe.resilience.retry import APIClientConfig
@@ -43,6 +44,7 @@ class SharedRateLimit:
                 return waited
             if waited == 0.0:
                 PROVIDER_RATE_LIMITS.labels(self.provider).inc()
+                context.rate_wait()
             if waited + wait > self.max_wait:
                 raise RateLimitError(
                     f"{self.provider} rate limit of {self.config.max_requests_per_window} calls "

@@ -31,10 +31,18 @@ LOCK_TTL = 60.0
 class LinkTokens:
     """The ``TokenSource`` of one link (``ohe.providers.base.TokenSource``)."""
 
-    def __init__(self, link_id: int, provider: Provider, coordination: Coordination) -> None:
+    def __init__(
+        self,
+        link_id: int,
+        provider: Provider,
+        coordination: Coordination,
+        *,
+        require_active: bool = True,
+    ) -> None:
         self.link_id = link_id
         self.provider = provider
         self._coordination = coordination
+        self._require_active = require_active  # False only for the unlink cleanup
 
     def current(self) -> str:
         with Session(db.engine) as session:
@@ -53,7 +61,8 @@ class LinkTokens:
 
     def _load(self, session: Session) -> ProviderLink:
         link = session.get(ProviderLink, self.link_id)
-        if link is None or link.status != LinkStatus.ACTIVE or not link.access_token:
+        inactive = link is not None and self._require_active and link.status != LinkStatus.ACTIVE
+        if link is None or inactive or not link.access_token:
             state = "missing" if link is None else link.status
             raise AuthError(f"link {self.link_id} is {state}; the patient must link again")
         return link
@@ -71,9 +80,10 @@ class LinkTokens:
             try:
                 tokens = self.provider.refresh(link.refresh_token)
             except InvalidGrant as exc:
-                link.status = LinkStatus.NEEDS_REAUTH.value
-                link.status_reason = "the provider refused the refresh token; link again"
-                session.commit()
+                if link.status == LinkStatus.ACTIVE:
+                    link.status = LinkStatus.NEEDS_REAUTH.value
+                    link.status_reason = "the provider refused the refresh token; link again"
+                    session.commit()
                 PROVIDER_API_ERRORS.labels(self.provider.name, "auth_error").inc()
                 log.warning(
                     "link needs re-authorisation",

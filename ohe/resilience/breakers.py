@@ -19,6 +19,7 @@ What we add around it:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,21 +67,40 @@ def _not_counted(exc: BaseException) -> bool:
 class Breaker:
     """One named breaker over shared storage."""
 
-    def __init__(self, definition: BreakerDefinition, spec: BreakerSpec, coordination: Coordination):
+    def __init__(
+        self, definition: BreakerDefinition, spec: BreakerSpec, coordination: Coordination
+    ):
         self.name = definition.name
         self.provider = definition.provider
         self.spec = spec
         self._coordination = coordination
-        self._storage = coordination.breaker_storage(self.name)
-        self._cb = pybreaker.CircuitBreaker(
-            fail_max=spec.fail_max,
-            reset_timeout=spec.reset_timeout,
-            success_threshold=spec.success_threshold,
-            exclude=[_not_counted],
-            state_storage=self._storage,
-            name=self.name,
-            throw_new_error_on_trip=False,
-        )
+        self._built: tuple[pybreaker.CircuitBreakerStorage, pybreaker.CircuitBreaker] | None = None
+        self._lock = threading.Lock()
+
+    def _parts(self) -> tuple[pybreaker.CircuitBreakerStorage, pybreaker.CircuitBreaker]:
+        """Built on first use: the Redis storage touches Redis, which may be down at start-up."""
+        with self._lock:
+            if self._built is None:
+                storage = self._coordination.breaker_storage(self.name)
+                breaker = pybreaker.CircuitBreaker(
+                    fail_max=self.spec.fail_max,
+                    reset_timeout=self.spec.reset_timeout,
+                    success_threshold=self.spec.success_threshold,
+                    exclude=[_not_counted],
+                    state_storage=storage,
+                    name=self.name,
+                    throw_new_error_on_trip=False,
+                )
+                self._built = (storage, breaker)
+            return self._built
+
+    @property
+    def _storage(self) -> pybreaker.CircuitBreakerStorage:
+        return self._parts()[0]
+
+    @property
+    def _cb(self) -> pybreaker.CircuitBreaker:
+        return self._parts()[1]
 
     # --- calling -------------------------------------------------------------------------------
 
@@ -171,9 +191,7 @@ class BreakerRegistry:
     """All breakers of an app: ``get_breaker``, ``get_all_states``, ``reset_all``."""
 
     def __init__(self, settings: Settings, coordination: Coordination) -> None:
-        self._breakers = {
-            d.name: Breaker(d, d.spec(settings), coordination) for d in DEFINITIONS
-        }
+        self._breakers = {d.name: Breaker(d, d.spec(settings), coordination) for d in DEFINITIONS}
 
     def get_breaker(self, name: str) -> Breaker:
         try:

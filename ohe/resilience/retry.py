@@ -18,13 +18,13 @@ LONG_WAIT = 300.0  # seconds; anything longer is parked in the database, not in 
 
 @dataclass(frozen=True)
 class RetryHandler:
-    """Backoff ``base_delay × backoff_factor^attempt``, capped at ``max_delay``, with jitter."""
+    """Backoff ``base_delay * backoff_factor^attempt``, capped at ``max_delay``, with jitter."""
 
     max_retries: int = 3
     base_delay: float = 1.0
     max_delay: float = 60.0
     backoff_factor: float = 2.0
-    jitter: float = 0.5  # the delay is drawn from [delay × (1 - jitter), delay]
+    jitter: float = 0.5  # the delay is drawn from [delay * (1 - jitter), delay]
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         """Retry retryable classes (api, network, rate_limit, open breaker) up to the limit."""

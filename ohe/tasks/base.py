@@ -38,7 +38,14 @@ log = logging.getLogger(__name__)
 QUEUES = ("webhooks", "sync", "backfill", "maintenance")
 DEFAULT_QUEUE = "sync"
 PENDING_KEY = "ohe_pending_tasks"
-TASK_MODULES = ("ohe.tasks.maintenance",)
+TASK_MODULES = (
+    "ohe.tasks.maintenance",
+    "ohe.tasks.chain",
+    "ohe.tasks.sync",
+    "ohe.tasks.webhooks",
+    "ohe.tasks.links",
+    "ohe.tasks.devices",
+)
 
 
 def route_by_name(name: str, *_: Any, **__: Any) -> dict[str, str] | None:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c0caf0eb0ed0
+Revision ID: 5b24a493a2c2
 Revises: 
-Create Date: 2026-11-27 12:53:33.334641
+Create Date: 2026-11-27 13:31:39.807017
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'c0caf0eb0ed0'
+revision = '5b24a493a2c2'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -64,24 +64,21 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('provider_type')
     )
-    op.create_table('webhook_event',
-    sa.Column('id', sa.Integer(), nullable=False),
+    op.create_table('link_attempt',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('ehr_user_id', sa.Integer(), nullable=False),
     sa.Column('provider', sa.String(length=32), nullable=False),
-    sa.Column('fingerprint', sa.String(length=64), nullable=False),
-    sa.Column('external_user_id', sa.String(length=128), nullable=False),
-    sa.Column('category', sa.String(length=64), nullable=False),
-    sa.Column('window_start', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('window_end', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('duplicates', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('fingerprint')
+    sa.Column('success_url', sa.String(length=1024), nullable=True),
+    sa.Column('error_url', sa.String(length=1024), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('code_verifier', sa.Text(), nullable=True),
+    sa.Column('outcome', sa.String(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['ehr_user_id'], ['ehr_user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
     )
-    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_received', ['received_at'], unique=False)
-
     op.create_table('provider_link',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ehr_user_id', sa.Integer(), nullable=False),
@@ -126,16 +123,22 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('link_id', sa.Integer(), nullable=True),
     sa.Column('provider', sa.String(length=32), nullable=False),
+    sa.Column('stream', sa.String(length=32), nullable=False),
     sa.Column('sync_type', sa.String(length=32), nullable=False),
+    sa.Column('queue', sa.String(length=32), nullable=False),
     sa.Column('data_types', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('window_start', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('window_end', sa.DateTime(timezone=True), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('pages_planned', sa.Integer(), nullable=False),
+    sa.Column('fetch_complete', sa.Boolean(), nullable=False),
+    sa.Column('pages_fetched', sa.Integer(), nullable=False),
     sa.Column('pages_done', sa.Integer(), nullable=False),
     sa.Column('records_fetched', sa.Integer(), nullable=False),
     sa.Column('resources_written', sa.Integer(), nullable=False),
     sa.Column('rate_limit_waits', sa.Integer(), nullable=False),
+    sa.Column('pending_cursor', sa.String(length=255), nullable=True),
     sa.Column('error_class', sa.String(length=32), nullable=True),
     sa.Column('error_message', sa.String(length=1024), nullable=True),
     sa.Column('request_id', sa.String(length=128), nullable=True),
@@ -145,13 +148,63 @@ def upgrade():
     with op.batch_alter_table('sync_status', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sync_status_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_sync_status_link_id'), ['link_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sync_status_status'), ['status'], unique=False)
+
+    op.create_table('webhook_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('provider', sa.String(length=32), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('external_user_id', sa.String(length=128), nullable=False),
+    sa.Column('category', sa.String(length=64), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=True),
+    sa.Column('window_start', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('window_end', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('link_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('duplicates', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.String(length=128), nullable=True),
+    sa.ForeignKeyConstraint(['link_id'], ['provider_link.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_fingerprint_status', ['fingerprint', 'status'], unique=False)
+        batch_op.create_index('ix_webhook_received', ['received_at'], unique=False)
+
+    op.create_table('sync_page',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('request', sa.JSON(), nullable=False),
+    sa.Column('records', sa.Integer(), nullable=False),
+    sa.Column('resources', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['sync_status.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('run_id', 'number', name='uq_page_run_number')
+    )
+    with op.batch_alter_table('sync_page', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sync_page_retry_at'), ['retry_at'], unique=False)
 
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('sync_page', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sync_page_retry_at'))
+
+    op.drop_table('sync_page')
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_received')
+        batch_op.drop_index('ix_webhook_fingerprint_status')
+
+    op.drop_table('webhook_event')
     with op.batch_alter_table('sync_status', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sync_status_status'))
         batch_op.drop_index(batch_op.f('ix_sync_status_link_id'))
         batch_op.drop_index(batch_op.f('ix_sync_status_created_at'))
 
@@ -164,10 +217,7 @@ def downgrade():
         batch_op.drop_index('ix_link_provider_external')
 
     op.drop_table('provider_link')
-    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
-        batch_op.drop_index('ix_webhook_received')
-
-    op.drop_table('webhook_event')
+    op.drop_table('link_attempt')
     op.drop_table('provider')
     with op.batch_alter_table('failed_task', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_failed_task_created_at'))
