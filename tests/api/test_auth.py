@@ -24,6 +24,8 @@ DELIBERATELY_PUBLIC = {
 
 
 def _concrete(rule: str) -> str:
+    """A URL matching the rule: numbers for int converters, words for the others."""
+    rule = re.sub(r"<int:[^>]+>", "1", rule)
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"x\1", rule)
 
 
