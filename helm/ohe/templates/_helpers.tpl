@@ -127,6 +127,9 @@ env:
         {{- end }}
 {{- end }}
 {{- end }}
+  # read-only root filesystem: $HOME (gunicorn's control socket) on the /tmp emptyDir
+  - name: HOME
+    value: /tmp
 {{- if .multiproc }}
   - name: PROMETHEUS_MULTIPROC_DIR
     value: {{ $ctx.Values.prometheusMultiprocDir.path | quote }}
