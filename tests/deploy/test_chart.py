@@ -398,6 +398,24 @@ def test_processes_run_the_procfiles_commands(chart: helm_python.Chart) -> None:
     assert worker[worker.index("-n") + 1] == "default@%h"
 
 
+def test_ohe_commands_the_chart_runs_exist_with_their_options(chart: helm_python.Chart) -> None:
+    """`ohe serve-metrics` (worker sidecar) and `ohe flower` are commands of the CLI."""
+    from ohe.cli import ohe_cli
+
+    docs = render(chart)
+    for container in (c for comp in APP_COMPONENTS for c in containers(docs, comp)):
+        if container["command"] != ["ohe"]:
+            continue
+        name, *options = container["args"]
+        assert name in ohe_cli.commands, name
+        command = ohe_cli.commands[name]
+        if command.context_settings.get("ignore_unknown_options"):
+            continue  # `ohe flower` passes its options on to Flower
+        known = {opt for param in command.params for opt in param.opts}
+        for option in options:
+            assert option.split("=", 1)[0] in known, f"ohe {name} has no option {option}"
+
+
 def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(chart: helm_python.Chart) -> None:
     docs = render(chart)
     job = one(docs, "Job", f"{RELEASE}-ohe-migrations")
@@ -575,6 +593,7 @@ def test_every_pod_runs_non_root_on_a_read_only_root_filesystem(
     for component, _, pod in workloads(render(chart, values)):
         assert pod["securityContext"]["runAsNonRoot"] is True, component
         assert pod["automountServiceAccountToken"] is False, component
+        assert pod["enableServiceLinks"] is False, component
         volumes = {v["name"]: v for v in pod["volumes"]}
         for container in pod["containers"]:
             where = f"{component}/{container['name']}"

@@ -151,6 +151,9 @@ imagePullSecrets:
 serviceAccountName: {{ . }}
 {{ end -}}
 automountServiceAccountToken: false
+# No <SERVICE>_PORT/_SERVICE_HOST variables: a Service named like a setting's prefix (ohe-*,
+# flower) would otherwise inject OHE_*/FLOWER_* variables the processes read.
+enableServiceLinks: false
 securityContext:
   {{- toYaml .ctx.Values.podSecurityContext | nindent 2 }}
 {{- end }}
