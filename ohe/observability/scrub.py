@@ -25,7 +25,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         r"\1\2" + MASK,
     ),
-    (re.compile(r"\bohe_[A-Za-z0-9_-]{16,}"), "ohe_" + MASK),
+    (re.compile(r"\bohe_[A-Za-z0-9_-]{40,}"), "ohe_" + MASK),  # API keys: 43 chars
     (re.compile(r"(://[^:/@\s]+:)[^@/\s]+@"), r"\1" + MASK + "@"),
 )
 

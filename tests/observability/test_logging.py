@@ -18,7 +18,7 @@ SECRETS = [
     "Authorization: Bearer s3cr3t-t0ken-value",
     "client_secret=very-secret-value",
     "https://user:hunter2@db.example/ohe",
-    "key ohe_AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "key ohe_AbCdEfGhIjKlMnOpQrStUvWxYz012345AbCdEfGhIjK",
     "callback?code=auth-code-123&state=xyz",
 ]
 
@@ -40,7 +40,10 @@ def test_scrub_removes_every_kind_of_secret(text: str) -> None:
 
 
 def test_scrub_keeps_ordinary_text() -> None:
-    text = "breaker withings_api state=open status_code=503 fetched 12 measures"
+    text = (
+        "breaker withings_api state=open status_code=503 fetched 12 measures "
+        "metric=ohe_circuit_breaker_open_duration_seconds"
+    )
     assert scrub(text) == text
 
 
