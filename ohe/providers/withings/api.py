@@ -12,9 +12,10 @@ secrets only in the form body: no message, log line or metric label built here c
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -74,7 +75,7 @@ class Outgoing:
 
     path: str
     endpoint: str
-    form: dict[str, str]
+    form: dict[str, str] = field(repr=False)  # may hold a code, a refresh token, the secret
     accept: frozenset[int] = frozenset()
     refine: Refine | None = None
 
@@ -262,4 +263,4 @@ def _retry_after(response: requests.Response) -> float:
         seconds = float(value)
     except ValueError:
         return statuses.RATE_LIMIT_RETRY_AFTER
-    return seconds if seconds > 0 else statuses.RATE_LIMIT_RETRY_AFTER
+    return seconds if math.isfinite(seconds) and seconds > 0 else statuses.RATE_LIMIT_RETRY_AFTER
