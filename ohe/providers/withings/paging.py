@@ -11,15 +11,18 @@ run, known before the later pages are read:
 - ``ecg``: the newest recording's ``timestamp`` (the list is newest-first).
 
 An incremental request never moves its cursor backwards. A window request reports
-``min(position, window end)``: a window says nothing about changes after its end, so a
-webhook-sized window cannot leap the stored cursor past data nobody fetched. A page without
-any position keeps the request's cursor (None for a window).
+``min(position, window end, now)``: a window says nothing about changes after its end (and a
+webhook window may end tomorrow at midnight), so it cannot push the stored cursor into the
+future. It can still move it forward over changes outside the window: the orchestrator should
+take a window run's cursor only when the stream has none yet (the link's first backfill). A
+page without any position keeps the request's cursor (None for a window).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -100,7 +103,9 @@ def next_cursor(request: FetchRequest, position: int | None) -> str | None:
         return str(max(current, position)) if position is not None else str(current)
     if position is None:
         return None
-    return str(min(position, request.end)) if request.end is not None else str(position)
+    # never past the window's end, nor past now (a webhook window may end tomorrow midnight)
+    ceiling = min(request.end, int(time.time())) if request.end is not None else int(time.time())
+    return str(min(position, ceiling))
 
 
 def planned_position(request: FetchRequest, modified: list[Any]) -> int | None:

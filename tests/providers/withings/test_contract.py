@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -10,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ohe.fhir.codes import SAMPLE_TYPES
-from ohe.providers.withings import WithingsProvider, statuses
+from ohe.providers.base import FetchRequest
+from ohe.providers.withings import WithingsProvider, paging, statuses
 from ohe.providers.withings.streams import APPLI_STREAMS
 from ohe.resilience.errors import ErrorClass, ValidationError
 
@@ -216,3 +218,15 @@ def test_intraday_windows_start_on_an_hour_and_reach_back_at_most_a_week(
     assert stale.start == (end - 7 * 86400) // HOUR * HOUR
     window = first("intraday", cursor=None, start=NOW - timedelta(days=60), end=NOW)
     assert window.start == stale.start and window.cursor is None
+
+
+def test_cursor_rules() -> None:
+    """Incremental cursors never go back; window cursors never pass the window's end or now."""
+    future = int(time.time()) + 86400  # an activity webhook's window ends at next midnight
+    window = FetchRequest("activity", start=future - 2 * 86400, end=future)
+    assert int(paging.next_cursor(window, future) or 0) <= time.time()
+    assert paging.next_cursor(FetchRequest("measures", start=0, end=100), 5000) == "100"
+    assert paging.next_cursor(FetchRequest("measures", start=0, end=100), None) is None
+    assert paging.next_cursor(FetchRequest("measures", cursor="500"), 400) == "500"
+    assert paging.next_cursor(FetchRequest("measures", cursor="500"), 900) == "900"
+    assert paging.next_cursor(FetchRequest("sleep", cursor="500"), None) == "500"
