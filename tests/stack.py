@@ -1,0 +1,181 @@
+"""The whole system on one machine: our web app on a real port, real Celery workers, the
+Withings sandbox and the sandbox FHIR server — PostgreSQL and Redis underneath.
+
+Nothing is mocked: the sandbox calls our webhook over HTTP, the workers call the sandbox and
+the FHIR server over HTTP, and the tests look at the FHIR server's contents.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.serving import make_server
+
+from ohe.app import create_app
+from ohe.extensions import db
+from ohe.models import ProviderLink, SyncStatus
+from ohe.settings import Settings
+from tests.conftest import _clean
+from tests.helpers import TEST_SECRET_KEY, CeleryWorker, free_port, wait_for
+from tests.sandbox.conftest import FhirServer, ThreadedServer
+from tests.sandbox.withings_fixtures import CLIENT_ID, CLIENT_SECRET, SandboxServer
+
+
+@dataclass
+class Stack:
+    app: Flask
+    settings: Settings
+    web_url: str
+    withings: SandboxServer
+    fhir: FhirServer
+    api_key: str
+    tmp: Path
+    workers: list[CeleryWorker] = field(default_factory=list)
+    http: requests.Session = field(default_factory=requests.Session)
+
+    # --- processes -----------------------------------------------------------------------------
+    def start_worker(self, **kwargs: Any) -> CeleryWorker:
+        worker = CeleryWorker(self.settings, self.tmp / f"worker-{len(self.workers)}.log", **kwargs)
+        self.workers.append(worker)
+        worker.wait_ready(self.app.extensions["celery"])
+        return worker
+
+    # --- API -----------------------------------------------------------------------------------
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.api_key}", **kwargs.pop("headers", {})}
+        return self.http.request(
+            method, f"{self.web_url}{path}", headers=headers, timeout=30, **kwargs
+        )
+
+    def link(
+        self, ehr_user_id: str, *, history_days: int = 30, **link_body: Any
+    ) -> tuple[int, str]:
+        """Link a new sandbox user to ``ehr_user_id`` through the real flow, minus the clicks.
+
+        The browser part (consent page) is replaced by the sandbox's admin authorize call; the
+        headless-browser test does the clicks. Returns (sandbox userid, final page HTML/URL).
+        """
+        userid = self.withings.new_user(history_days=history_days)
+        created = self.api(
+            "POST", "/api/base/link/withings/", json={"ehr_user_id": ehr_user_id, **link_body}
+        )
+        assert created.status_code == 201, created.text
+        to_provider = self.http.get(created.json()["link_url"], allow_redirects=False, timeout=30)
+        assert to_provider.status_code == 302, to_provider.text
+        query = {
+            k: v[0] for k, v in parse_qs(urlsplit(to_provider.headers["Location"]).query).items()
+        }
+        granted = self.withings.admin(
+            "POST",
+            "/authorize",
+            {"userid": userid, "redirect_uri": query["redirect_uri"], "state": query["state"],
+             "scope": query["scope"]},
+        )  # fmt: skip
+        back = self.http.get(granted["redirect"], allow_redirects=False, timeout=30)
+        return userid, back.text if back.status_code == 200 else back.headers.get("Location", "")
+
+    # --- observation -----------------------------------------------------------------------------
+    def runs(self) -> list[SyncStatus]:
+        with self.app.app_context():
+            db.session.remove()
+            return db.session.scalars(sa.select(SyncStatus)).all()
+
+    def wait_idle(self, timeout: float = 120) -> list[SyncStatus]:
+        """Until at least one run exists and every run has finished."""
+
+        def idle() -> list[SyncStatus] | None:
+            runs = self.runs()
+            return runs if runs and all(r.status in ("success", "failed") for r in runs) else None
+
+        return wait_for(idle, timeout, interval=0.3)
+
+    def link_row(self, ehr_user_id: str) -> ProviderLink:
+        with self.app.app_context():
+            db.session.remove()
+            from ohe.models import EHRUser
+
+            return db.session.scalar(
+                sa.select(ProviderLink).join(EHRUser).where(EHRUser.ehr_user_id == ehr_user_id)
+            )
+
+    def fhir_identifiers(self, resource_type: str = "Observation") -> list[str]:
+        """Every business identifier value on the FHIR server (duplicates kept)."""
+        values: list[str] = []
+        page = self.fhir.search(resource_type, _count=1000)
+        while True:
+            values += [e["resource"]["identifier"][0]["value"] for e in page.get("entry", [])]
+            following = [link["url"] for link in page.get("link", []) if link["relation"] == "next"]
+            if not following:
+                return values
+            page = self.fhir.http.get(following[0], timeout=30).json()
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callable[..., Stack]]:
+    cleanups: list[Callable[[], None]] = []
+
+    def make(
+        *, withings: dict[str, Any] | None = None, fhir_version: str = "R5", **overrides: Any
+    ) -> Stack:
+        fhir_server = ThreadedServer.start(tmp_path / "fhir.db", fhir_version=fhir_version)
+        cleanups.append(fhir_server.stop)
+        sandbox = SandboxServer(
+            **{"rate_limit": 100_000, "delivery_speed": 100.0, **(withings or {})}
+        )
+        cleanups.append(sandbox.close)
+        port = free_port()
+        web_url = f"http://127.0.0.1:{port}"
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "var",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "secret_key": TEST_SECRET_KEY,
+            "public_url": web_url,
+            "fhir_base_url": fhir_server.fhir.base,
+            "fhir_version": fhir_version,
+            "withings_api_url": sandbox.url,
+            "withings_authorize_url": f"{sandbox.url}/oauth2_user/authorize2",
+            "withings_client_id": CLIENT_ID,
+            "withings_client_secret": CLIENT_SECRET,
+            "withings_rate_limit": 100_000,
+            "log_level": "INFO",
+        }
+        values.update(overrides)
+        settings = Settings.from_env({}, **values)
+        app = create_app(settings)
+        _clean(app, redis_url)
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
+
+        def stop_web() -> None:
+            server.shutdown()
+            server.server_close()
+            _clean(app, redis_url)
+            with app.app_context():
+                db.engine.dispose()
+
+        cleanups.append(stop_web)
+        from ohe.api.auth import create_key
+
+        with app.app_context():
+            _, key = create_key("e2e")
+            db.session.commit()
+        stack = Stack(app, settings, web_url, sandbox, fhir_server.fhir, key, tmp_path)
+        cleanups.append(lambda: [w.stop() for w in stack.workers])
+        return stack
+
+    yield make
+    for cleanup in reversed(cleanups):
+        cleanup()
