@@ -19,10 +19,11 @@ What we add around it:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pybreaker
@@ -105,24 +106,58 @@ class Breaker:
     # --- calling -------------------------------------------------------------------------------
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func`` unless the breaker is open; record its outcome.
+
+        ``func`` runs outside pybreaker's lock: ``CircuitBreaker.call`` holds a per-breaker
+        lock around the whole call, which would serialize every HTTP call of a process (a
+        worker's threads, gunicorn's threads). Only the state check and the bookkeeping of the
+        outcome take the lock, through pybreaker's own state objects.
+        """
         if self.forced == pybreaker.STATE_OPEN:
             self._short_circuited("forced open by an operator")
         before = self.state
+        cb = self._cb
+        with cb._lock:
+            current = self._noticed(cb)
+            if current.name == pybreaker.STATE_OPEN:
+                opened_at = self._storage.opened_at
+                timeout = timedelta(seconds=cb.reset_timeout)
+                if opened_at and _now() < opened_at + timeout:
+                    self._short_circuited(f"open after {self.spec.fail_max} consecutive failures")
+                cb.half_open()  # the timeout passed: this call is a trial
         try:
-            return self._cb.call(func, *args, **kwargs)
-        except pybreaker.CircuitBreakerError:
-            self._short_circuited(f"open after {self.spec.fail_max} consecutive failures")
-            raise  # unreachable; _short_circuited raises
+            result = func(*args, **kwargs)
         except Exception as exc:
             if not _not_counted(exc):
                 self._coordination.put(
                     self._key("last_failure_at"), _now().isoformat().encode(), _FORCED_TTL
                 )
+            with cb._lock, contextlib.suppress(Exception):
+                # pybreaker re-raises (or raises CircuitBreakerError) when it trips; the
+                # caller gets the original error either way.
+                self._noticed(cb)._handle_error(exc, reraise=False)
             raise
+        else:
+            with cb._lock:
+                self._noticed(cb)._handle_success()
+            return result
         finally:
             after = self.state
             if after != before:
                 self._record_transition(before, after)
+
+    def _noticed(self, cb: pybreaker.CircuitBreaker) -> Any:
+        """pybreaker's state object for the *stored* state, without pybreaker's notice effects.
+
+        When pybreaker notices that another process changed the shared state it re-creates the
+        state "with notification", which resets the shared counters — so one process noticing
+        half-open would erase the successes another already counted. Only the process that
+        causes a transition (open/half_open/close) resets counters.
+        """
+        stored = self._storage.state
+        if cb._state.name != stored:
+            cb._state = cb._create_new_state(stored, prev_state=None, notify=False)
+        return cb._state
 
     def _short_circuited(self, why: str) -> None:
         PROVIDER_API_ERRORS.labels(self.provider, ErrorClass.CIRCUIT_BREAKER.value).inc()
