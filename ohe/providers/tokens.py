@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from ohe.coordination import Coordination
 from ohe.extensions import db
 from ohe.models import LinkStatus, ProviderLink, utcnow
-from ohe.observability.metrics import PROVIDER_API_ERRORS
 from ohe.providers.base import InvalidGrant, Provider
 from ohe.resilience.errors import AuthError
 
@@ -59,6 +58,41 @@ class LinkTokens:
         """Proactive refresh (beat): refresh if the token expires within the margin."""
         self.current()
 
+    def _refused(self, session: Session, link: ProviderLink) -> None:
+        """The provider refused the refresh token: the patient must link again — usually.
+
+        Withings answers a wrong client secret exactly like a dead refresh token. When several
+        links are refused within minutes, it is our configuration, not the patients: links are
+        then left active and the error says what to check.
+        """
+        refused = self._coordination.incr(f"invalid-grants:{self.provider.name}", STORM_WINDOW)
+        if refused > STORM_THRESHOLD:
+            log.error(
+                "%s refuses the refresh tokens of many links; check the client id and secret",
+                self.provider.name,
+                extra={
+                    "operation": "token_refresh",
+                    "provider": self.provider.name,
+                    "link_id": self.link_id,
+                    "error_type": "auth_error",
+                    "refused": refused,
+                },
+            )
+            return
+        if link.status == LinkStatus.ACTIVE:
+            link.status = LinkStatus.NEEDS_REAUTH.value
+            link.status_reason = "the provider refused the refresh token; link again"
+            session.commit()
+        log.warning(
+            "link needs re-authorisation",
+            extra={
+                "operation": "token_refresh",
+                "provider": self.provider.name,
+                "link_id": self.link_id,
+                "error_type": "auth_error",
+            },
+        )
+
     def _load(self, session: Session) -> ProviderLink:
         link = session.get(ProviderLink, self.link_id)
         inactive = link is not None and self._require_active and link.status != LinkStatus.ACTIVE
@@ -80,20 +114,7 @@ class LinkTokens:
             try:
                 tokens = self.provider.refresh(link.refresh_token)
             except InvalidGrant as exc:
-                if link.status == LinkStatus.ACTIVE:
-                    link.status = LinkStatus.NEEDS_REAUTH.value
-                    link.status_reason = "the provider refused the refresh token; link again"
-                    session.commit()
-                PROVIDER_API_ERRORS.labels(self.provider.name, "auth_error").inc()
-                log.warning(
-                    "link needs re-authorisation",
-                    extra={
-                        "operation": "token_refresh",
-                        "provider": self.provider.name,
-                        "link_id": self.link_id,
-                        "error_type": "auth_error",
-                    },
-                )
+                self._refused(session, link)
                 raise AuthError(str(exc)) from None
             link.access_token = tokens.access_token
             if tokens.refresh_token:
@@ -111,6 +132,10 @@ class LinkTokens:
                 },
             )
             return tokens.access_token
+
+
+STORM_THRESHOLD = 3  # refused refresh tokens of different links within STORM_WINDOW
+STORM_WINDOW = 600.0
 
 
 def _expiring(link: ProviderLink) -> bool:

@@ -155,7 +155,10 @@ def _complete_if_done(run_id: int) -> bool:
         return False
     cursor = cursor_for(run.link_id, run.stream) if run.link_id else None
     if cursor is not None:
-        if run.pending_cursor is not None and _newer(run.pending_cursor, cursor.position):
+        # An incremental run moves the cursor forward; a window run (webhook, backfill) only
+        # sets it when the stream has none, or it could skip changes nobody was notified of.
+        takes_cursor = run.window_start is None or cursor.position is None
+        if run.pending_cursor and takes_cursor and _newer(run.pending_cursor, cursor.position):
             cursor.position = run.pending_cursor
         cursor.last_success_at = now
         cursor.next_attempt_at = None

@@ -17,8 +17,8 @@ from flask import Flask
 
 from ohe.extensions import db
 from ohe.models import EHRUser, LinkStatus, ProviderLink
-from ohe.models import Provider as ProviderRow
 from ohe.providers.base import TokenSet
+from ohe.providers.rows import provider_row
 from ohe.providers.tokens import LinkTokens
 from ohe.providers.withings import WithingsProvider
 from ohe.resilience.errors import AuthError
@@ -61,7 +61,7 @@ def make_link(
         with app.app_context():
             link = ProviderLink(
                 ehr_user=EHRUser(ehr_user_id=f"patient-{userid}"),
-                provider=ProviderRow(provider_type="withings", name="Withings"),
+                provider=provider_row("withings"),
                 external_user_id=tokens.external_user_id,
                 access_token=tokens.access_token,
                 refresh_token=refresh_token or tokens.refresh_token,
@@ -155,3 +155,27 @@ def test_an_access_token_withings_expired_early_is_refreshed_once_and_the_call_s
     stats = sb.admin("GET", "/stats")
     assert stats["token_requests"]["refresh_token"] == {"ok": 1, "failed": 0}
     assert stats["calls"]["by_action"]["/measure getmeas"] == 2  # refused once, then served
+
+
+def test_many_refused_refresh_tokens_at_once_are_a_configuration_error_not_dead_links(
+    app: Flask, sb: SandboxServer, make_link: Callable[..., tuple]
+) -> None:
+    """Withings answers a wrong client secret like a dead refresh token: don't strand patients."""
+    runtime = app.extensions["ohe"]
+    wrong = dataclasses.replace(
+        runtime.settings,
+        withings_api_url=sb.url,
+        withings_client_id=CLIENT_ID,
+        withings_client_secret="wrong",
+    )
+    misconfigured = WithingsProvider(
+        wrong, runtime.coordination, runtime.breakers.get_breaker("withings_api")
+    )
+    links = [make_link(expires_at=datetime.now(UTC) - timedelta(minutes=1))[0] for _ in range(5)]
+    with app.app_context():
+        for link_id in links:
+            with pytest.raises(AuthError):
+                LinkTokens(link_id, misconfigured, runtime.coordination).current()
+        statuses = [db.session.get(ProviderLink, link_id).status for link_id in links]
+    assert statuses[:3] == [LinkStatus.NEEDS_REAUTH.value] * 3
+    assert statuses[3:] == [LinkStatus.ACTIVE.value] * 2  # the storm is recognised: left active
