@@ -17,3 +17,7 @@ accesslog = None
 errorlog = "-"
 capture_output = False
 forwarded_allow_ips = "*"
+# gunicorn >= 25.1 opens a control socket for `gunicornc` at $XDG_RUNTIME_DIR/gunicorn.ctl or
+# $HOME/.gunicorn/gunicorn.ctl. Nothing here uses it; it fails on a read-only root filesystem,
+# and every gunicorn of one user on one host would share (and replace) the same path.
+control_socket_disable = True

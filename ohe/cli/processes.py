@@ -40,15 +40,21 @@ def demo_setup(web_url: str | None) -> None:
         db.session.add(EHRUser(ehr_user_id=DEMO_PATIENT))
     db.session.commit()
     base = (web_url or settings.public_url).rstrip("/")
-    lines = [
-        "Open Health Exchange (embedded defaults) serves:",
-        f"  API             {base}/api/base/",
-        f'                  curl -H "Authorization: Bearer $(cat {key_file})" {base}/api/base/',
-        f"  Health          {base}/api/metrics/health/",
-        f"  Metrics         {base}/api/metrics/metrics/",
-        f"  Demo patient    {DEMO_PATIENT}",
-        f"  API key file    {key_file}",
+    rows = [
+        ("API", f"{base}/api/base/"),
+        ("", f'curl -H "Authorization: Bearer $(cat {key_file})" {base}/api/base/'),
+        ("Health", f"{base}/api/metrics/health/"),
+        ("Metrics", f"{base}/api/metrics/metrics/"),
     ]
+    if settings.sandbox:
+        rows += [
+            ("FHIR sandbox", f"{settings.sandbox_url(settings.sandbox_fhir_port)}/fhir"),
+            ("Withings sandbox", settings.sandbox_url(settings.sandbox_withings_port)),
+        ]
+    rows += [("Demo patient", DEMO_PATIENT), ("API key file", str(key_file))]
+    lines = ["Open Health Exchange (embedded defaults) serves:"]
+    lines += [f"  {label:<17} {value}" for label, value in rows]
+    lines.append("Try it: README.md, section 'Try it'. Ctrl-C stops everything.")
     click.echo("\n".join(lines))
 
 
