@@ -28,6 +28,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -154,10 +155,11 @@ def get_json(url: str, **kwargs) -> tuple[int, dict]:
 # --- a. the two commands ---------------------------------------------------------------------------
 
 
-def test_the_readme_opens_with_the_run_and_the_test_command() -> None:
-    blocks = sh_blocks(README.read_text())
-    assert [b.strip() for b in blocks[:2]] == ["make run", "make test"]
-    assert README.read_text().index("## ") > README.read_text().index("make test")
+def test_the_readme_opens_with_the_run_and_the_test_command_then_try_it() -> None:
+    text = README.read_text()
+    assert [b.strip() for b in sh_blocks(text)[:2]] == ["make run", "make test"]
+    assert text.index("\n## ") > text.index("make test")
+    assert re.findall(r"^## (.+)$", text, re.M)[0] == "Try it"
 
 
 def test_the_try_it_commands_default_to_what_make_run_uses() -> None:
@@ -273,13 +275,13 @@ def test_make_run_is_healthy_within_60_s_and_the_try_it_steps_reach_fhir(tmp_pat
         added = time.monotonic()
 
         # 4. the Observation in the sandbox FHIR server, within seconds
-        found = wait_until(
-            lambda: (o := step(find_block).split()) and float(o[0]) == weight and o,
-            20,
-            f"an Observation of {weight} kg",
-            run,
-            interval=0.5,
-        )
+        def newest_is_ours() -> list[str] | None:
+            value, unit, effective = step(find_block).split()
+            when = datetime.fromisoformat(effective)
+            recent = abs((datetime.now(UTC) - when).total_seconds()) < 300
+            return [value, unit] if float(value) == weight and recent else None
+
+        found = wait_until(newest_is_ours, 20, f"an Observation of {weight} kg", run, interval=0.5)
         print(f"make run: the weight was in FHIR {time.monotonic() - added:.1f} s after adding it")
         assert found[1] == "kg"
     finally:
@@ -427,6 +429,12 @@ def procfile() -> dict[str, str]:
             name, command = line.split(":", 1)
             commands[name.strip()] = command.strip()
     return commands
+
+
+def test_the_readme_procfile_table_shows_the_procfile() -> None:
+    text = section("Production setup")
+    for name, command in procfile().items():
+        assert f"| `{name}` | `{command}` |" in text, f"{name}: {command}"
 
 
 def _start(name: str, command: str, env: dict[str, str], tmp: Path) -> Process:
