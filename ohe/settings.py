@@ -389,7 +389,7 @@ class Settings:
         "Seconds an unacknowledged Redis-broker message waits before redelivery; "
         "above every task runtime and retry delay.",
         env="OHE_BROKER_VISIBILITY_TIMEOUT",
-        parse=_integer(60),
+        parse=_integer(10),
     )
     flower_basic_auth: str | None = setting(
         None,

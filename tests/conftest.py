@@ -26,7 +26,7 @@ PG_URL = os.environ.get(
     "OHE_TEST_DATABASE_URL", "postgresql+psycopg2://ohe:ohe@127.0.0.1:5432/ohe_test"
 )
 REDIS_URL = os.environ.get("OHE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-REDIS_DB = 11
+REDIS_DB = int(os.environ.get("OHE_TEST_REDIS_DB", "11"))
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ or tokens. Retries follow the guide's ``RetryHandler`` by error class; a wait lo
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -45,7 +47,22 @@ POLICIES: dict[str, RetryHandler] = {
     "transform": RetryHandler(max_retries=0),
     "push": RetryHandler(max_retries=8, base_delay=2.0, max_delay=300.0, backoff_factor=2.0),
 }
-FHIR_LOCK_TTL = 300.0
+
+
+@contextmanager
+def fhir_write_lock(scope: str) -> Iterator[None]:
+    """Writes of one (patient, provider) never interleave: FHIR servers race on conditional ops.
+
+    The lock lives at most as long as a task can (a killed holder frees it by then), and a
+    waiter gives up well before its own soft time limit; ``LockNotAcquired`` is retried.
+    """
+    settings = state().settings
+    with state().coordination.lock(
+        f"fhir-write:{scope}",
+        ttl=float(settings.task_time_limit),
+        wait=settings.task_soft_time_limit / 2,
+    ):
+        yield
 
 
 def page_chain(run_id: int, number: int, queue: str) -> Signature:
@@ -210,9 +227,7 @@ def push(self: Task, transformed: dict[str, Any] | None) -> dict[str, Any] | Non
                 context.bind(
                     user_id=link.ehr_user_id, provider=run.provider, operation=f"{run.stream}_push"
                 ),
-                state().coordination.lock(
-                    f"fhir-write:{scope}", ttl=FHIR_LOCK_TTL, wait=FHIR_LOCK_TTL
-                ),
+                fhir_write_lock(scope),
             ):
                 result = fhir_client().write(entries)
             written = result.written

@@ -25,7 +25,7 @@ from ohe.providers import provider as provider_named
 from ohe.providers.tokens import LinkTokens
 from ohe.resilience.errors import AuthError, classify
 from ohe.tasks import runs
-from ohe.tasks.chain import FHIR_LOCK_TTL, fhir_client
+from ohe.tasks.chain import fhir_client, fhir_write_lock
 from ohe.tasks.links import callback_url, categories
 from ohe.tasks.schedule import periodic
 from ohe.tasks.transform import LinkInfo, build_context
@@ -85,9 +85,7 @@ def _ended_entries(ctx: BuildContext, keep: set[str]) -> list[dict[str, Any]]:
 def _write(ctx: BuildContext, entries: list[dict[str, Any]]) -> int:
     if not entries:
         return 0
-    with state().coordination.lock(
-        f"fhir-write:{ctx.scope}", ttl=FHIR_LOCK_TTL, wait=FHIR_LOCK_TTL
-    ):
+    with fhir_write_lock(ctx.scope):
         return fhir_client().write(entries).written
 
 

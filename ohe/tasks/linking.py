@@ -229,7 +229,8 @@ def _gap_start(link: ProviderLink | None, external: str) -> datetime | None:
 
 
 def _start_work(link: ProviderLink, gap_from: datetime | None) -> None:
-    enqueue(subscribe.si(link.id).set(queue="maintenance"))
+    # On the live queue: a patient who measures right after linking must be notified.
+    enqueue(subscribe.si(link.id).set(queue="webhooks"))
     enqueue(sync_devices.si(link.id).set(queue="sync"))
     now = utcnow()
     if gap_from is not None:

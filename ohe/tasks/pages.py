@@ -1,10 +1,10 @@
-"""Pages in flight between chain steps: inline when small, by reference in Redis when large.
+"""Pages in flight between chain steps, kept by reference in the coordination store.
 
-A broker message must stay small (a year of ECGs is megabytes), so a fetched page or a
-transformed batch larger than ``INLINE_LIMIT`` is stored in the coordination backend under a
-deterministic key with a TTL and only the key travels. Deterministic keys make redelivered
-tasks overwrite, not pile up. A reference that has expired means the work is older than anyone
-should wait for; the stage is re-run from the fetch by the sweeper.
+Only a key travels through the broker: messages stay small (a year of ECGs is megabytes), and
+no measurement ever appears in a broker message, in Celery's task log lines (which print
+arguments and results) or in Flower. Keys are deterministic, so a redelivered task overwrites
+instead of piling up; a TTL bounds how long anything is kept. A reference that has expired
+means the work is older than anyone should wait for: the stage is re-run from the fetch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from ohe.extensions import state
 from ohe.fhir.bundle import dumps
 from ohe.resilience.errors import ApiError
 
-INLINE_LIMIT = 32 * 1024
 TTL = 24 * 3600.0
 
 Ref = dict[str, Any]
@@ -34,8 +33,6 @@ def key(kind: str, run_id: int, number: int) -> str:
 def put(kind: str, run_id: int, number: int, document: Any) -> Ref:
     """Store ``document`` (JSON with Decimals) and return the reference to pass on."""
     data = dumps(document)
-    if len(data) <= INLINE_LIMIT:
-        return {"inline": data.decode()}
     name = key(kind, run_id, number)
     state().coordination.put(name, data, TTL)
     return {"key": name, "bytes": len(data)}
@@ -43,15 +40,11 @@ def put(kind: str, run_id: int, number: int, document: Any) -> Ref:
 
 def get(ref: Ref) -> Any:
     """The document behind a reference; numbers come back as Decimal (no float rounding)."""
-    if "inline" in ref:
-        data: bytes | str = ref["inline"]
-    else:
-        found = state().coordination.get(ref["key"])
-        if found is None:
-            raise PageExpired(f"page {ref['key']} expired before it was processed")
-        data = found
+    data = state().coordination.get(ref["key"])
+    if data is None:
+        raise PageExpired(f"page {ref['key']} expired before it was processed")
     return json.loads(data, parse_float=Decimal)
 
 
 def exists(ref: Ref) -> bool:
-    return "inline" in ref or state().coordination.get(ref["key"]) is not None
+    return state().coordination.get(ref["key"]) is not None

@@ -113,7 +113,13 @@ def record_fetch(run_id: int, number: int, result: FetchResult, waits: int) -> i
                 SyncPage(run_id=run_id, number=number + 1, request=result.next_request.to_json())
             )
     except IntegrityError:
-        return None  # a previous delivery planned it already
+        # A previous delivery planned it. If that delivery died between its commit and its
+        # publish, the page is still "planned" and nobody works on it: publish it again (a
+        # duplicate chain is harmless, every stage is idempotent).
+        following = db.session.scalar(
+            select(SyncPage.state).where(SyncPage.run_id == run_id, SyncPage.number == number + 1)
+        )
+        return number + 1 if following == "planned" else None
     return number + 1
 
 
