@@ -131,12 +131,19 @@ def transform(pages: list[list[Sample]], ctx_for: Callable[[], BuildContext], ch
     return total
 
 
-def best_of(runs: int, fn: Callable[[], object]) -> float:
-    best = float("inf")
+def interleaved(runs: int, jobs: dict[str, Callable[[], object]]) -> dict[str, float]:
+    """Best time of each job over ``runs`` rounds, the jobs taking turns within a round."""
+    best = dict.fromkeys(jobs, float("inf"))
     for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
+        for name, job in jobs.items():
+            gc.collect()  # as timeit does: no job pays for another's garbage
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                job()
+                best[name] = min(best[name], time.perf_counter() - started)
+            finally:
+                gc.enable()
     return best
 
 
@@ -166,9 +173,19 @@ def main() -> int:
     count = len(resources)
 
     gc.collect()
-    baseline = best_of(args.runs, lambda: orjson.loads(orjson.dumps(documents)))
-    plain = best_of(args.runs, lambda: transform(pages, ctx_for, check=False))
-    checked = best_of(args.runs, lambda: transform(pages, ctx_for, check=True))
+    # Interleave the measurements (round-robin, best of each) so that a machine that slows
+    # down or speeds up mid-run affects every figure alike; the ratios are what matter.
+    measured = interleaved(
+        args.runs,
+        {
+            "baseline": lambda: orjson.loads(orjson.dumps(documents)),
+            "plain": lambda: transform(pages, ctx_for, check=False),
+            "checked": lambda: transform(pages, ctx_for, check=True),
+            "check_alone": lambda: validator("fast", args.version).partition(resources),
+        },
+    )
+    baseline, plain = measured["baseline"], measured["plain"]
+    checked, check_alone = measured["checked"], measured["check_alone"]
     requests = sum(
         1
         for page in pages
@@ -183,9 +200,11 @@ def main() -> int:
     print(f"transform to bytes         : {rate:>10,.0f} obs/s  ratio {rate / base_rate:.2f}x")
     checked_ratio = rate_checked / base_rate
     print(f"transform + default check  : {rate_checked:>10,.0f} obs/s  ratio {checked_ratio:.2f}x")
-    print(f"check share of transform   : {(checked - plain) / plain:>10.1%}  (target < 20%)")
+    share = check_alone / plain
+    print(f"default check alone        : {count / check_alone:>10,.0f} obs/s")
+    print(f"check share of transform   : {share:>10.1%}  (target < 20%)")
     print(f"HTTP requests per 1,000 obs: {requests * 1000 / count:>10.2f}  (target <= 6)")
-    ok = rate >= 50_000 and rate_checked >= 40_000 and requests * 1000 / count <= 6
+    ok = rate >= 50_000 and rate_checked >= 40_000 and share < 0.2 and requests * 1000 / count <= 6
     print("targets met" if ok else "targets NOT met")
     return 0
 

@@ -37,6 +37,17 @@ def check_number(value: Decimal, what: str) -> None:
         raise ValueError(f"{what} has more than {MAX_DIGITS} digits")
 
 
+def check_instant(value: datetime | None, what: str) -> None:
+    """Timezone-aware, with a whole-minute UTC offset (FHIR dateTime has no offset seconds)."""
+    if value is None:
+        return
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"{what} must be timezone-aware")
+    if offset.seconds % 60 or offset.microseconds:
+        raise ValueError(f"{what} has a UTC offset with seconds (e.g. a local mean time zone)")
+
+
 def check_text(value: str | None, what: str) -> None:
     if value is not None and not value.strip():
         raise ValueError(f"{what} must not be empty")
@@ -70,8 +81,7 @@ class DeviceRef:
     def __post_init__(self) -> None:
         for name in ("device_id", "manufacturer", "model", "model_number", "kind", "battery"):
             check_text(getattr(self, name), f"device {name}")
-        if self.first_seen is not None and self.first_seen.tzinfo is None:
-            raise ValueError("device first_seen must be timezone-aware")
+        check_instant(self.first_seen, "device first_seen")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +164,10 @@ class Sample:
     derived_from: tuple[str, ...] = field(default=())  # source ids of the samples it came from
 
     def __post_init__(self) -> None:
-        if self.effective_start.tzinfo is None:
-            raise ValueError("effective_start must be timezone-aware")
-        if self.effective_end is not None:
-            if self.effective_end.tzinfo is None:
-                raise ValueError("effective_end must be timezone-aware")
-            if self.effective_end < self.effective_start:
-                raise ValueError("effective_end is before effective_start")
+        check_instant(self.effective_start, "effective_start")
+        check_instant(self.effective_end, "effective_end")
+        if self.effective_end is not None and self.effective_end < self.effective_start:
+            raise ValueError("effective_end is before effective_start")
         if self.value is not None:
             check_number(self.value, self.data_type)
         check_text(self.source_id, "source id")

@@ -26,7 +26,9 @@ def _verdict(check, resource) -> bool:
     return True
 
 
-# Corruptions of data-derived elements a provider could cause, and of shared fragments.
+# Corruptions of data-derived elements a provider could cause, and of shared fragments. Dates
+# are absent on purpose: the fast mode trusts builders to render them from validated datetimes
+# (test_sample_datetimes_are_always_fhir_date_times checks that), and does not re-parse them.
 MUTATIONS = {
     "empty identifier value": lambda r: r["identifier"][0].__setitem__("value", ""),
     "bogus status": lambda r: r.__setitem__("status", "bogus"),
@@ -36,7 +38,6 @@ MUTATIONS = {
     "empty unit": lambda r: r.get("valueQuantity", {}).__setitem__("unit", ""),
     "bad subject": lambda r: r.__setitem__("subject", {"reference": "not a reference"}),
     "relative system": lambda r: r["identifier"][0].__setitem__("system", "withings/measure"),
-    "bad date": lambda r: r.__setitem__("effectiveDateTime", "2026-13-45"),
     "unknown element": lambda r: r.__setitem__("flavour", "sweet"),
     "missing code": lambda r: r.pop("code"),
 }
@@ -109,3 +110,19 @@ def test_invalid_resources_are_counted_logged_and_dropped_the_rest_goes_on(
     record = next(r for r in caplog.records if r.message == "invalid FHIR resource dropped")
     assert record.error_type == "validation_error"
     assert "bogus" in record.reason
+
+
+def test_sample_datetimes_are_always_fhir_date_times() -> None:
+    """What the fast mode relies on: a Sample's instants always render as FHIR dateTimes."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from ohe.fhir.validation import _DATE_TIME
+
+    paris_1900 = datetime(1900, 1, 1, 12, tzinfo=ZoneInfo("Europe/Paris"))  # LMT: +00:09:21
+    with pytest.raises(ValueError, match="offset with seconds"):
+        Sample("weight", "measure", "x", paris_1900, value=Decimal(1))
+    for offset in (timedelta(hours=-12), timedelta(0), timedelta(hours=5, minutes=45)):
+        instant = datetime(2026, 3, 4, 8, 15, 30, 123456, tzinfo=timezone(offset))
+        sample = Sample("weight", "measure", "x", instant, value=Decimal(1))
+        assert _DATE_TIME.match(sample.effective_start.isoformat())
