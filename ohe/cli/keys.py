@@ -82,7 +82,11 @@ def show_settings(table: bool) -> None:
         click.echo(f"{name}={value}")
 
 
-@ohe_cli.command("generate-key")
+@click.command("generate-key")
 def generate_key() -> None:
-    """Print a new Fernet key for OHE_TOKEN_ENCRYPTION_KEYS."""
+    """Print a new Fernet key for OHE_TOKEN_ENCRYPTION_KEYS (needs no configuration)."""
     click.echo(Fernet.generate_key().decode())
+
+
+# Added without the app context: it must work before any setting exists.
+ohe_cli.add_command(generate_key)

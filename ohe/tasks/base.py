@@ -118,8 +118,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.redis_url:
         config["beat_scheduler"] = "redbeat.RedBeatScheduler"
         config["redbeat_redis_url"] = settings.redis_url
-        config["redbeat_key_prefix"] = "ohe:redbeat"
-        config["redbeat_lock_timeout"] = 300
+        config["redbeat_key_prefix"] = "ohe:redbeat:"
+        config["redbeat_redis_options"] = {"socket_keepalive": True, "health_check_interval": 30}
+        # The active beat renews its lock every tick (at most beat_max_interval); a standby
+        # takes over within lock_timeout of the active one dying.
+        config["beat_max_interval"] = 30
+        config["redbeat_lock_timeout"] = 150
     return config
 
 

@@ -51,7 +51,7 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
 PRODUCTION_DB = "ohe_test_readme"
 PRODUCTION_REDIS_DB = 12
-REDBEAT_LOCK = "ohe:redbeat:lock"  # redbeat_key_prefix (ohe/tasks/base.py) + ":lock"
+REDBEAT_LOCK = "ohe:redbeat::lock"  # redbeat_key_prefix (ohe/tasks/base.py) + ":lock"
 
 # Every name the settings read (and their aliases): scrubbed from the children's environment so
 # that the developer's own variables cannot leak into "a new user's" shell.
