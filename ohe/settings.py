@@ -526,6 +526,13 @@ class Settings:
         parse=_number(1),
         aliases=("WITHINGS_RATE_LIMIT_WINDOW",),
     )
+    bulk_rate_share: float = setting(
+        0.8,
+        "Share of a provider's rate limit that backfills and polls may use; the rest is kept "
+        "for webhook-driven syncs, so they stay fast during big backfills.",
+        env="OHE_BULK_RATE_SHARE",
+        parse=_number(0.1, 1.0),
+    )
     provider_timeout: float = setting(
         30.0,
         "Seconds before a provider API call times out.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,45 @@ class Stack:
                 sa.select(ProviderLink).join(EHRUser).where(EHRUser.ehr_user_id == ehr_user_id)
             )
 
+    def expected_identifiers(self) -> list[str]:
+        """Replay every recorded run's window in this process (fetch, parse, transform): the
+        Observation identifiers the system must hold. An oracle built from the provider
+        contract alone: no Celery, no cursors, no pages in Redis."""
+        from ohe.extensions import state
+        from ohe.providers import provider as provider_named
+        from ohe.providers.tokens import LinkTokens
+        from ohe.tasks.transform import LinkInfo, build_context, transform_page
+
+        expected: list[str] = []
+        with self.app.app_context():
+            db.session.remove()
+            runs = db.session.scalars(sa.select(SyncStatus).where(SyncStatus.stream != "devices"))
+            for run in runs.all():
+                link = db.session.get(ProviderLink, run.link_id)
+                provider = provider_named(run.provider)
+                session = provider.session(LinkTokens(link.id, provider, state().coordination))
+                ctx = build_context(self.settings, LinkInfo.of(link))
+                request = provider.first_request(
+                    run.stream, cursor=None, start=run.window_start, end=run.window_end
+                )
+                while request is not None:
+                    result = session.fetch(request)
+                    output = transform_page(
+                        provider,
+                        request,
+                        result.payload,
+                        ctx=ctx,
+                        wanted=frozenset(provider.streams[run.stream].data_types),
+                        validation_mode="fast",
+                    )
+                    expected += [
+                        e["resource"]["identifier"][0]["value"]
+                        for e in output.entries
+                        if e["resource"]["resourceType"] == "Observation"
+                    ]
+                    request = result.next_request
+        return expected
+
     def fhir_identifiers(self, resource_type: str = "Observation") -> list[str]:
         """Every business identifier value on the FHIR server (duplicates kept)."""
         values: list[str] = []
@@ -119,8 +159,12 @@ class Stack:
             page = self.fhir.http.get(following[0], timeout=30).json()
 
 
-@pytest.fixture
-def make_stack(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callable[..., Stack]]:
+@contextmanager
+def stacks(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callable[..., Stack]]:
+    """Start stacks on demand; everything started is stopped when the block ends.
+
+    Used by the ``make_stack`` fixture and by ``benchmarks/backfill_under_fire.py``.
+    """
     cleanups: list[Callable[[], None]] = []
 
     def make(
@@ -176,6 +220,14 @@ def make_stack(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Ca
         cleanups.append(lambda: [w.stop() for w in stack.workers])
         return stack
 
-    yield make
-    for cleanup in reversed(cleanups):
-        cleanup()
+    try:
+        yield make
+    finally:
+        for cleanup in reversed(cleanups):
+            cleanup()
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callable[..., Stack]]:
+    with stacks(tmp_path, database_url, redis_url) as make:
+        yield make

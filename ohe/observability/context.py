@@ -73,3 +73,20 @@ def rate_wait() -> None:
     counter = _rate_waits.get()
     if counter is not None:
         counter[0] += 1
+
+
+_live: ContextVar[bool] = ContextVar("ohe_live_work", default=False)
+
+
+@contextmanager
+def live_work(live: bool) -> Iterator[None]:
+    """Mark calls made in the block as live (webhook-driven) rather than bulk (backfill, poll)."""
+    token = _live.set(live)
+    try:
+        yield
+    finally:
+        _live.reset(token)
+
+
+def is_live() -> bool:
+    return _live.get()

@@ -6,6 +6,10 @@ backend (Redis in production), so a backfill of many users on many workers stays
 and still uses it fully. Short waits are slept through; a wait longer than ``max_wait`` becomes
 a ``RateLimitError`` whose ``retry_after`` the task turns into a delayed retry, so workers are
 never parked on a limiter.
+
+Live work (webhook-driven syncs) may use the whole window; bulk work (backfills, polls) only
+``bulk_share`` of it, so however big a backfill is, there is always room left for a fresh
+measurement to be fetched within seconds of its webhook.
 """
 
 from __future__ import annotations
@@ -27,18 +31,21 @@ class SharedRateLimit:
         config: APIClientConfig,
         *,
         max_wait: float = 10.0,
+        bulk_share: float = 1.0,
     ) -> None:
         self._coordination = coordination
         self.provider = provider
         self.config = config
         self.max_wait = max_wait
+        self.bulk_limit = max(int(config.max_requests_per_window * bulk_share), 1)
 
     def acquire(self) -> float:
         """Take one call slot; returns the seconds waited (0 when a slot was free)."""
         waited = 0.0
         while True:
+            limit = self.config.max_requests_per_window if context.is_live() else self.bulk_limit
             wait = self._coordination.acquire_rate(
-                self.provider, self.config.max_requests_per_window, self.config.rate_limit_window
+                self.provider, limit, self.config.rate_limit_window
             )
             if wait == 0.0:
                 return waited

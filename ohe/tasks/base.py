@@ -36,6 +36,7 @@ from ohe.settings import Settings
 log = logging.getLogger(__name__)
 
 QUEUES = ("webhooks", "sync", "backfill", "maintenance")
+LIVE_QUEUE = "webhooks"  # its tasks may use the provider rate limit kept for live work
 DEFAULT_QUEUE = "sync"
 PENDING_KEY = "ohe_pending_tasks"
 TASK_MODULES = (
@@ -135,7 +136,8 @@ class OheTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         app = self.flask_app
         assert app is not None, "celery_init_app() was not called"
-        with app.app_context():
+        queue = (self.request.delivery_info or {}).get("routing_key")
+        with app.app_context(), context.live_work(queue == LIVE_QUEUE):
             if self._over_delivery_cap(args, kwargs):
                 return None
             started = time.perf_counter()

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 
 from ohe.extensions import db, state
 from ohe.models import EHRUser, LinkAttempt, LinkStatus, ProviderLink, SyncCursor, utcnow
+from ohe.observability.context import live_work
 from ohe.providers import provider as provider_named
 from ohe.providers.base import TokenSet
 from ohe.providers.rows import provider_row
@@ -125,7 +126,8 @@ def complete_link(
             "invalid_request", "The provider sent no authorisation code.", 400, attempt
         )
     try:
-        tokens = provider_named(provider).exchange_code(code, redirect_uri(provider), None)
+        with live_work(True):  # the code dies in 30 s: never queue behind backfills
+            tokens = provider_named(provider).exchange_code(code, redirect_uri(provider), None)
     except OheError as exc:
         log.warning(
             "code exchange failed",

@@ -19,11 +19,6 @@ from datetime import timedelta
 
 import pytest
 
-from ohe.extensions import db, state
-from ohe.models import ProviderLink, SyncStatus
-from ohe.providers import provider as provider_named
-from ohe.providers.tokens import LinkTokens
-from ohe.tasks.transform import LinkInfo, build_context, transform_page
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
@@ -35,41 +30,6 @@ FAST_FAILOVER = {
     "task_time_limit": 15,
     "broker_visibility_timeout": 20,
 }
-
-
-def _identifiers_of_runs(stack) -> list[str]:
-    """Replay every recorded run's window in this process (fetch, parse, transform): the
-    identifiers the system must hold. An oracle built from the same provider contract, with no
-    Celery, no cursors, no pages in Redis."""
-    expected: list[str] = []
-    with stack.app.app_context():
-        db.session.remove()
-        runs = db.session.query(SyncStatus).filter(SyncStatus.stream != "devices").all()
-        for run in runs:
-            link = db.session.get(ProviderLink, run.link_id)
-            provider = provider_named("withings")
-            session = provider.session(LinkTokens(link.id, provider, state().coordination))
-            ctx = build_context(stack.settings, LinkInfo.of(link))
-            request = provider.first_request(
-                run.stream, cursor=None, start=run.window_start, end=run.window_end
-            )
-            while request is not None:
-                result = session.fetch(request)
-                output = transform_page(
-                    provider,
-                    request,
-                    result.payload,
-                    ctx=ctx,
-                    wanted=frozenset(provider.streams[run.stream].data_types),
-                    validation_mode="fast",
-                )
-                expected += [
-                    e["resource"]["identifier"][0]["value"]
-                    for e in output.entries
-                    if e["resource"]["resourceType"] == "Observation"
-                ]
-                request = result.next_request
-    return expected
 
 
 def test_webhook_measurements_land_within_10_s_while_patients_backfill(make_stack) -> None:
@@ -135,7 +95,7 @@ def test_killing_workers_at_random_loses_nothing_and_duplicates_nothing(make_sta
     ]
 
     held = stack.fhir_identifiers()
-    expected = _identifiers_of_runs(stack)
+    expected = stack.expected_identifiers()
     assert len(held) == len(set(held)), "duplicates on the FHIR server"
     assert set(held) == set(expected), (
         f"missing {len(set(expected) - set(held))}, unexpected {len(set(held) - set(expected))}"

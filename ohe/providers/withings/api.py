@@ -106,6 +106,7 @@ class WithingsApi:
                 window + rate_window_margin(window),
                 timeout=settings.provider_timeout,
             ),
+            bulk_share=settings.bulk_rate_share,
         )
         self.breaker = breaker
         self.http = session or requests.Session()

@@ -1,0 +1,27 @@
+"""The shared rate limit keeps room for live work however big the bulk work is."""
+
+from __future__ import annotations
+
+import pytest
+
+from ohe.coordination import MemoryCoordination
+from ohe.observability.context import live_work
+from ohe.providers.ratelimit import SharedRateLimit
+from ohe.resilience.errors import RateLimitError
+from ohe.resilience.retry import APIClientConfig
+
+
+def test_bulk_work_leaves_the_reserved_share_to_live_work() -> None:
+    limit = SharedRateLimit(
+        MemoryCoordination(), "withings", APIClientConfig(10, 60), max_wait=0.1, bulk_share=0.6
+    )
+    for _ in range(6):
+        assert limit.acquire() == 0.0
+    with pytest.raises(RateLimitError) as waited:
+        limit.acquire()  # bulk: its 60 % are used up
+    assert 0 < waited.value.retry_after <= 60
+    with live_work(True):
+        for _ in range(4):
+            assert limit.acquire() == 0.0  # live: the reserved 40 % are there
+        with pytest.raises(RateLimitError):
+            limit.acquire()  # and the whole window is never exceeded
