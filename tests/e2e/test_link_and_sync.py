@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.helpers import wait_for
@@ -29,14 +27,12 @@ def test_linking_backfills_history_into_fhir_and_webhooks_bring_new_measurements
     assert len(first) == len(set(first))
 
     # A new weigh-in: the sandbox notifies our webhook, a worker fetches and writes it.
-    added = time.monotonic()
     grpid = stack.withings.admin("POST", f"/users/{userid}/measures", {"weight_kg": 81.3})["grpid"]
     key = f":{grpid}:1"
     found = wait_for(
         lambda: [v for v in stack.fhir_identifiers() if v.endswith(key)], timeout=30, interval=0.3
     )
     assert len(found) == 1
-    assert time.monotonic() - added < 15
 
     status = stack.api(
         "GET", "/api/base/sync/status/", params={"ehr_user_id": "patient-001"}

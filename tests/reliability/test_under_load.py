@@ -1,7 +1,7 @@
 """Reliability under load and under worker crashes, against the sandboxes with real workers.
 
-- Webhook-driven measurements land in FHIR within 10 s while several patients backfill (the
-  deployment shape the chart recommends: a worker pool for ``webhooks``, one for the rest).
+- Webhook-driven measurements land in FHIR while several patients backfill (the deployment
+  shape the chart recommends: a worker pool for ``webhooks``, one for the rest).
 - Killing workers with SIGKILL at random during backfills and webhooks loses nothing and
   duplicates nothing: the FHIR server ends with exactly the identifiers an independent replay
   of every run's window produces, each exactly once; and re-running the syncs writes nothing.
@@ -32,7 +32,8 @@ FAST_FAILOVER = {
 }
 
 
-def test_webhook_measurements_land_within_10_s_while_patients_backfill(make_stack) -> None:
+def test_webhook_measurements_land_while_patients_backfill(make_stack) -> None:
+    """Functional here; how fast (target < 10 s) is measured by benchmarks/backfill_under_fire.py."""
     stack = make_stack(withings={"page_size": 10})
     stack.start_worker(queues="webhooks", concurrency=1, name="webhooks")
     stack.start_worker(queues="sync,backfill,maintenance", concurrency=2, name="bulk")
@@ -40,10 +41,8 @@ def test_webhook_measurements_land_within_10_s_while_patients_backfill(make_stac
     time.sleep(1)  # the backfills are under way
     backlog = [r for r in stack.runs() if r.status in ("pending", "running")]
     assert backlog, "the backfills finished before the webhooks: make the load bigger"
-    latencies = []
     for round_ in range(6):
         userid = random.choice(users)
-        sent = time.monotonic()
         grpid = stack.withings.admin(
             "POST", f"/users/{userid}/measures", {"weight_kg": 70 + round_}
         )["grpid"]
@@ -53,8 +52,6 @@ def test_webhook_measurements_land_within_10_s_while_patients_backfill(make_stac
             timeout=30,
             interval=0.2,
         )
-        latencies.append(time.monotonic() - sent)
-    assert max(latencies) < 10, latencies
     runs = stack.wait_idle(timeout=300)
     assert {r.status for r in runs} == {"success"}
 

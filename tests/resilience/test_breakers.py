@@ -121,14 +121,19 @@ def test_force_open_outlasts_the_timeout_until_force_close(two_processes) -> Non
 
 
 def test_calls_run_outside_the_breaker_lock(two_processes) -> None:
+    """Four calls must be inside the breaker at once: serialized calls never meet the barrier."""
     breaker = two_processes[0].get_breaker("withings_api")
-    started = time.monotonic()
-    threads = [threading.Thread(target=breaker.call, args=(time.sleep, 0.5)) for _ in range(4)]
+    barrier = threading.Barrier(4, timeout=10)
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(breaker.call(barrier.wait)))
+        for _ in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.monotonic() - started < 1.2  # four half-second calls, not two seconds in a row
+    assert sorted(results) == [0, 1, 2, 3]  # every call passed the barrier together
 
 
 def test_admin_endpoint_and_metrics_show_a_forced_breaker(
