@@ -140,9 +140,8 @@ class Load:
             sent = time.monotonic()
             path = f"/users/{userid}/measures"
             grpid = self.stack.withings.admin("POST", path, {"weight_kg": 60 + n})["grpid"]
-            suffix = f":{grpid}:1"
             while time.monotonic() - sent < 60:
-                if any(v.endswith(suffix) for v in self.stack.fhir_identifiers()):
+                if self.stack.observation_of(userid, f"{grpid}:1"):
                     self.latencies.append(time.monotonic() - sent)
                     break
                 time.sleep(0.5)

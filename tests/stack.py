@@ -147,6 +147,18 @@ class Stack:
                     request = result.next_request
         return expected
 
+    def observation_of(self, userid: int | str, natural_key: str) -> dict | None:
+        """The Observation for a provider record of a sandbox user, by its business identifier
+        (one indexed search, not a scan of the whole server)."""
+        from ohe.fhir import identifiers
+
+        scope = identifiers.link_scope(self.settings.secret_key, "withings", str(userid))
+        system = identifiers.system(self.settings.fhir_identifier_base, "withings", "measure")
+        found = self.fhir.search("Observation", identifier=f"{system}|{scope}:{natural_key}")
+        entries = found.get("entry", [])
+        assert len(entries) <= 1, f"{len(entries)} resources share one identifier"
+        return entries[0]["resource"] if entries else None
+
     def fhir_identifiers(self, resource_type: str = "Observation") -> list[str]:
         """Every business identifier value on the FHIR server (duplicates kept)."""
         values: list[str] = []

@@ -52,18 +52,11 @@ def test_a_patient_links_in_a_browser_and_a_new_weight_reaches_fhir(make_stack) 
     grpid = stack.withings.admin(
         "POST", f"/users/{link.external_user_id}/measures", {"weight_kg": 77.7}
     )["grpid"]
-    suffix = f":{grpid}:1"
-    wait_for(lambda: [v for v in stack.fhir_identifiers() if v.endswith(suffix)], timeout=30)
-    observation = stack.fhir.search("Observation", identifier=f"{link_scope(stack, link)}{suffix}")
-    resource = observation["entry"][0]["resource"]
+    resource = wait_for(
+        lambda: stack.observation_of(link.external_user_id, f"{grpid}:1"), timeout=30
+    )
     assert resource["valueQuantity"]["value"] == 77.7
     assert resource["subject"]["reference"] == "Patient/browser-patient-1"
-
-
-def link_scope(stack, link) -> str:
-    from ohe.fhir.identifiers import link_scope as scope
-
-    return scope(stack.settings.secret_key, "withings", link.external_user_id)
 
 
 def test_declining_consent_ends_on_an_error_page_and_links_nothing(make_stack) -> None:

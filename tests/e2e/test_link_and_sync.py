@@ -28,11 +28,8 @@ def test_linking_backfills_history_into_fhir_and_webhooks_bring_new_measurements
 
     # A new weigh-in: the sandbox notifies our webhook, a worker fetches and writes it.
     grpid = stack.withings.admin("POST", f"/users/{userid}/measures", {"weight_kg": 81.3})["grpid"]
-    key = f":{grpid}:1"
-    found = wait_for(
-        lambda: [v for v in stack.fhir_identifiers() if v.endswith(key)], timeout=30, interval=0.3
-    )
-    assert len(found) == 1
+    found = wait_for(lambda: stack.observation_of(userid, f"{grpid}:1"), timeout=30, interval=0.3)
+    assert found["valueQuantity"]["value"] == 81.3
 
     status = stack.api(
         "GET", "/api/base/sync/status/", params={"ehr_user_id": "patient-001"}

@@ -42,9 +42,8 @@ def test_a_fhir_outage_opens_the_breaker_and_the_pushes_resume_without_refetchin
     time.sleep(3)  # pushes keep retrying (and short-circuiting) meanwhile
 
     stack.fhir.admin("DELETE", "faults")
-    wanted = {f":{g}:1" for g in grpids}
     wait_for(
-        lambda: wanted <= {v[v.index(":") :] for v in stack.fhir_identifiers()},
+        lambda: all(stack.observation_of(userid, f"{g}:1") for g in grpids),
         timeout=120,
         interval=0.5,
     )

@@ -46,9 +46,8 @@ def test_webhook_measurements_land_while_patients_backfill(make_stack) -> None:
         grpid = stack.withings.admin(
             "POST", f"/users/{userid}/measures", {"weight_kg": 70 + round_}
         )["grpid"]
-        suffix = f":{grpid}:1"
         wait_for(
-            lambda suffix=suffix: any(v.endswith(suffix) for v in stack.fhir_identifiers()),
+            lambda userid=userid, grpid=grpid: stack.observation_of(userid, f"{grpid}:1"),
             timeout=30,
             interval=0.2,
         )
