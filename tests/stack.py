@@ -58,14 +58,19 @@ class Stack:
         )
 
     def link(
-        self, ehr_user_id: str, *, history_days: int = 30, **link_body: Any
+        self,
+        ehr_user_id: str,
+        *,
+        history_days: int = 30,
+        userid: int | None = None,
+        **link_body: Any,
     ) -> tuple[int, str]:
         """Link a new sandbox user to ``ehr_user_id`` through the real flow, minus the clicks.
 
         The browser part (consent page) is replaced by the sandbox's admin authorize call; the
         headless-browser test does the clicks. Returns (sandbox userid, final page HTML/URL).
         """
-        userid = self.withings.new_user(history_days=history_days)
+        userid = userid or self.withings.new_user(history_days=history_days)
         created = self.api(
             "POST", "/api/base/link/withings/", json={"ehr_user_id": ehr_user_id, **link_body}
         )
@@ -98,6 +103,12 @@ class Stack:
             return runs if runs and all(r.status in ("success", "failed") for r in runs) else None
 
         return wait_for(idle, timeout, interval=0.3)
+
+    def run_task(self, name: str, *args: Any) -> Any:
+        """Run a task now in this process (as beat would trigger it; its chains go to workers)."""
+        task = self.app.extensions["celery"].tasks[name]
+        with self.app.app_context():
+            return task.apply(args=args).get()
 
     def link_row(self, ehr_user_id: str) -> ProviderLink:
         with self.app.app_context():

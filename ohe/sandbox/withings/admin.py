@@ -242,6 +242,19 @@ def expire_token(userid: int) -> Response:
     return jsonify(expired=expire_access_tokens(_sb(), userid, _body().get("client_id")))
 
 
+@bp.delete("/users/<int:userid>/devices/<deviceid>")
+def remove_device(userid: int, deviceid: str) -> Response:
+    """The user unpaired a device from the account: it leaves ``getdevice`` (no notification:
+    Withings sends none for this either)."""
+    _user(userid)
+    removed = _sb().store.execute(
+        "DELETE FROM devices WHERE userid = ? AND deviceid = ?", (userid, deviceid)
+    ).rowcount
+    if not removed:
+        raise AdminError(f"user {userid} has no device {deviceid}", 404)
+    return jsonify(removed=deviceid)
+
+
 @bp.get("/subscriptions")
 def subscriptions() -> Response:
     userid = request.args.get("userid", type=int)
