@@ -20,12 +20,12 @@ from ohe.fhir import bundle
 from ohe.fhir.builders import BuildContext
 from ohe.fhir.devices import build_association, build_device, end_association
 from ohe.models import LinkStatus, ProviderLink, SyncState, SyncStatus, utcnow
-from ohe.observability.context import bind
+from ohe.observability.context import bind, current_request_id
 from ohe.providers import provider as provider_named
 from ohe.providers.tokens import LinkTokens
 from ohe.resilience.errors import AuthError, classify
 from ohe.tasks import runs
-from ohe.tasks.chain import fhir_client, fhir_write_lock
+from ohe.tasks.chain import POLICIES, fhir_client, fhir_write_lock
 from ohe.tasks.links import callback_url, categories
 from ohe.tasks.schedule import periodic
 from ohe.tasks.transform import LinkInfo, build_context
@@ -89,46 +89,38 @@ def _write(ctx: BuildContext, entries: list[dict[str, Any]]) -> int:
         return fhir_client().write(entries).written
 
 
-@shared_task(name="ohe.sync.devices", bind=True, max_retries=5)
-def sync_devices(self: Task, link_id: int) -> dict[str, int]:
+@shared_task(name="ohe.sync.devices", bind=True, max_retries=None)
+def sync_devices(self: Task, link_id: int, run_id: int | None = None) -> dict[str, int]:
+    """Write the link's devices; one SyncStatus row per device sync, however many attempts."""
     link = db.session.get(ProviderLink, link_id)
     if link is None or link.status != LinkStatus.ACTIVE:
         return {}
     info = LinkInfo.of(link)
-    run = SyncStatus(
-        link_id=link.id,
-        provider=info.provider,
-        stream="devices",
-        sync_type="devices",
-        queue="maintenance",
-        status=SyncState.RUNNING.value,
-        started_at=utcnow(),
-    )
-    db.session.add(run)
-    db.session.commit()
+    run = _device_run(link.id, info.provider, run_id)
     provider = provider_named(info.provider)
     ctx = build_context(state().settings, info)
     try:
         with bind(user_id=info.ehr_user_id, provider=info.provider, operation="device_sync"):
-            devices = provider.session(
-                LinkTokens(link.id, provider, state().coordination)
-            ).devices()
+            session = provider.session(LinkTokens(link.id, provider, state().coordination))
+            devices = session.devices()
             entries = []
             for device in devices:
                 device_entry = bundle.update_entry(build_device(device, ctx), referenced=True)
                 entries.append(device_entry)
                 if ctx.version == "R5":
-                    entries.append(
-                        bundle.update_entry(build_association(device, ctx, device_entry["fullUrl"]))
-                    )
+                    association = build_association(device, ctx, device_entry["fullUrl"])
+                    entries.append(bundle.update_entry(association))
             entries += _ended_entries(ctx, {d.device_id for d in devices})
             written = _write(ctx, entries)
     except Exception as exc:
-        retry = classify(exc).value in RETRYABLE and self.request.retries < (self.max_retries or 0)
+        db.session.rollback()
+        policy, attempt = POLICIES["fetch"], self.request.retries or 0
+        if classify(exc).value != "auth_error" and policy.should_retry(exc, attempt):
+            raise self.retry(
+                args=(link_id, run.id), countdown=policy.delay(attempt, exc), exc=exc
+            ) from None
         runs.fail_run(run.id, exc, stage="devices")
         db.session.commit()
-        if retry:
-            raise self.retry(countdown=30 * (self.request.retries + 1), exc=exc) from None
         return {}
     run.records_fetched = len(devices)
     run.resources_written = written
@@ -137,6 +129,25 @@ def sync_devices(self: Task, link_id: int) -> dict[str, int]:
     run.finished_at = utcnow()
     db.session.commit()
     return {"devices": len(devices), "written": written}
+
+
+def _device_run(link_id: int, provider: str, run_id: int | None) -> SyncStatus:
+    """The run row of this device sync: created by the first attempt, reused by retries."""
+    run = db.session.get(SyncStatus, run_id) if run_id else None
+    if run is None:
+        run = SyncStatus(
+            link_id=link_id,
+            provider=provider,
+            stream="devices",
+            sync_type="devices",
+            queue="maintenance",
+            status=SyncState.RUNNING.value,
+            started_at=utcnow(),
+            request_id=current_request_id(),
+        )
+        db.session.add(run)
+        db.session.commit()
+    return run
 
 
 @shared_task(name="ohe.maintenance.sync_all_devices")
