@@ -7,6 +7,7 @@ the FHIR server over HTTP, and the tests look at the FHIR server's contents.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from ohe.extensions import db
 from ohe.models import ProviderLink, SyncStatus
 from ohe.settings import Settings
 from tests.conftest import _clean
-from tests.helpers import TEST_SECRET_KEY, CeleryWorker, free_port, wait_for
+from tests.helpers import TEST_SECRET_KEY, CeleryWorker, Process, child_env, free_port, wait_for
 from tests.sandbox.conftest import FhirServer, ThreadedServer
 from tests.sandbox.withings_fixtures import CLIENT_ID, CLIENT_SECRET, SandboxServer
 
@@ -83,9 +84,13 @@ class Stack:
         granted = self.withings.admin(
             "POST",
             "/authorize",
-            {"userid": userid, "redirect_uri": query["redirect_uri"], "state": query["state"],
-             "scope": query["scope"]},
-        )  # fmt: skip
+            {
+                "userid": userid,
+                "redirect_uri": query["redirect_uri"],
+                "state": query["state"],
+                "scope": query["scope"],
+            },
+        )
         back = self.http.get(granted["redirect"], allow_redirects=False, timeout=30)
         return userid, back.text if back.status_code == 200 else back.headers.get("Location", "")
 
@@ -191,8 +196,14 @@ def stacks(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callab
     cleanups: list[Callable[[], None]] = []
 
     def make(
-        *, withings: dict[str, Any] | None = None, fhir_version: str = "R5", **overrides: Any
+        *,
+        withings: dict[str, Any] | None = None,
+        fhir_version: str = "R5",
+        gunicorn: bool = False,
+        **overrides: Any,
     ) -> Stack:
+        """A stack; ``gunicorn=True`` serves the web app with the real gunicorn (a subprocess
+        sharing PROMETHEUS_MULTIPROC_DIR with the workers, as the Procfile deployment does)."""
         fhir_server = ThreadedServer.start(tmp_path / "fhir.db", fhir_version=fhir_version)
         cleanups.append(fhir_server.stop)
         sandbox = SandboxServer(
@@ -216,10 +227,29 @@ def stacks(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callab
             "withings_rate_limit": 100_000,
             "log_level": "INFO",
         }
+        if gunicorn:
+            values["prometheus_multiproc_dir"] = tmp_path / "prometheus"
+            values["prometheus_multiproc_dir"].mkdir(exist_ok=True)
         values.update(overrides)
         settings = Settings.from_env({}, **values)
         app = create_app(settings)
         _clean(app, redis_url)
+        if gunicorn:
+            web = Process(
+                [
+                    str(Path(sys.executable).parent / "gunicorn"),
+                    "-c",
+                    "config/gunicorn.conf.py",
+                    "-b",
+                    f"127.0.0.1:{port}",
+                    "ohe.wsgi:app",
+                ],
+                child_env(settings),
+                tmp_path / "gunicorn.log",
+            )
+            cleanups.append(web.stop)
+            wait_for(lambda: requests.get(f"{web_url}/api/metrics/live/", timeout=1).ok, 60)
+            port = free_port()  # the in-process server below only serves the test's own calls
         server = make_server("127.0.0.1", port, app, threaded=True)
         thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

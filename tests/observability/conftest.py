@@ -1,0 +1,3 @@
+"""Fixtures for observability tests."""
+
+from tests.stack import make_stack  # noqa: F401
