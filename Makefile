@@ -8,10 +8,10 @@ test:  ## lint and run the whole test suite (starts PostgreSQL and Redis if need
 	scripts/test
 
 lint:
-	.venv/bin/ruff check ohe tests benchmarks && .venv/bin/ruff format --check ohe tests benchmarks
+	.venv/bin/ruff check ohe tests benchmarks docs && .venv/bin/ruff format --check ohe tests benchmarks docs
 
 format:
-	.venv/bin/ruff check --fix ohe tests benchmarks && .venv/bin/ruff format ohe tests benchmarks
+	.venv/bin/ruff check --fix ohe tests benchmarks docs && .venv/bin/ruff format ohe tests benchmarks docs
 
 clean:
 	rm -rf var .run .pytest_cache

@@ -9,6 +9,7 @@ EHR gave ``success_url``/``error_url`` (e.g. a mobile deep link), redirects ther
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
@@ -55,15 +56,7 @@ def _existing_user(ehr_user_id: str) -> EHRUser:
 def create_link(provider: str) -> tuple[Response, int]:
     """A signed link URL for one patient, valid for OHE_LINK_URL_TTL seconds."""
     provider = _provider(provider)
-    values = inputs.body()
-    user = ehr_user(inputs.ehr_user_id(values))
-    attempt, url = start_attempt(
-        user,
-        provider,
-        inputs.optional_url(values, "success_url"),
-        inputs.optional_url(values, "error_url"),
-    )
-    db.session.commit()
+    user, attempt, url = _attempt(provider, inputs.body())
     return jsonify(
         {
             "link_url": url,
@@ -77,17 +70,21 @@ def create_link(provider: str) -> tuple[Response, int]:
 @bp.get("/api/base/link/<provider>/")
 def start_link(provider: str) -> Response:
     """Older clients: same as POST, answered with a redirect to the link URL."""
-    provider = _provider(provider)
-    values = request.args.to_dict()
+    _, _, url = _attempt(_provider(provider), request.args.to_dict())
+    return redirect(url, code=302)
+
+
+def _attempt(provider: str, values: dict[str, Any]) -> tuple[EHRUser, LinkAttempt, str]:
+    """Validate a link request's fields and commit its attempt: (patient, attempt, link URL)."""
     user = ehr_user(inputs.ehr_user_id(values))
-    _, url = start_attempt(
+    attempt, url = start_attempt(
         user,
         provider,
         inputs.optional_url(values, "success_url"),
         inputs.optional_url(values, "error_url"),
     )
     db.session.commit()
-    return redirect(url, code=302)
+    return user, attempt, url
 
 
 @bp.get("/link/<token>/")

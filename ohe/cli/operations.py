@@ -110,20 +110,6 @@ def state_celery() -> Any:
     return current_app.extensions["celery"]
 
 
-# Resource types and the identifier kinds OHE writes for each.
-KINDS: dict[str, tuple[str, ...]] = {
-    "Observation": (
-        "measure",
-        "activity-day",
-        "intraday-hour",
-        "sleep",
-        "ecg",
-        "datapoint",
-        "daily",
-    ),
-    "Device": ("device",),
-    "DeviceAssociation": ("device-association",),
-}
 VOID = {
     "Observation": lambda r: {**r, "status": "entered-in-error"},
     "Device": lambda r: {**r, "status": "entered-in-error"},
@@ -138,7 +124,9 @@ VOID = {
 @click.option(
     "--repair", is_flag=True, help="Mark extras entered-in-error and free their identifier."
 )
-@click.option("--resource-type", type=click.Choice(sorted(KINDS)), multiple=True)
+@click.option(
+    "--resource-type", type=click.Choice(sorted(identifiers.KINDS_BY_TYPE)), multiple=True
+)
 def dedup_check(repair: bool, resource_type: tuple[str, ...]) -> None:
     """Find OHE identifiers held by more than one resource on the FHIR server (and repair them).
 
@@ -147,13 +135,14 @@ def dedup_check(repair: bool, resource_type: tuple[str, ...]) -> None:
     entered-in-error and its identifier value suffixed, so the identifier is unique again.
     """
     settings = state().settings
+    kinds = dict(identifiers.KINDS_BY_TYPE)
     if settings.fhir_version == "R4":
-        KINDS.pop("DeviceAssociation", None)
+        kinds.pop("DeviceAssociation")
     client = fhir_client()
     found = repaired = 0
-    for kind_type in resource_type or tuple(KINDS):
+    for kind_type in resource_type or tuple(kinds):
         for provider in settings.providers:
-            for kind in KINDS[kind_type]:
+            for kind in kinds.get(kind_type, ()):
                 system = identifiers.system(settings.fhir_identifier_base, provider, kind)
                 groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
                 for resource in client.search(

@@ -17,19 +17,21 @@ from urllib.parse import quote
 
 from ohe.crypto import keyed_digest
 
-RECORD_KINDS = frozenset(
-    {
+# The identifier kinds OHE writes, by the resource type that carries them.
+KINDS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "Observation": (
         "measure",
         "activity-day",
         "intraday-hour",
         "sleep",
         "ecg",
-        "device",
-        "device-association",
         "datapoint",
         "daily",
-    }
-)
+    ),
+    "Device": ("device",),
+    "DeviceAssociation": ("device-association",),
+}
+RECORD_KINDS = frozenset(kind for kinds in KINDS_BY_TYPE.values() for kind in kinds)
 _URN_NAMESPACE = uuid.UUID("9d3c1f64-39a4-4c1e-9a35-6f1f0b7c2d11")
 
 

@@ -16,7 +16,7 @@ from celery import Task, shared_task
 from sqlalchemy import select
 
 from ohe.extensions import db, state
-from ohe.fhir import bundle
+from ohe.fhir import bundle, identifiers
 from ohe.fhir.builders import BuildContext
 from ohe.fhir.devices import build_association, build_device, end_association
 from ohe.models import LinkStatus, ProviderLink, SyncState, SyncStatus, utcnow
@@ -32,15 +32,6 @@ from ohe.tasks.transform import LinkInfo, build_context
 
 log = logging.getLogger(__name__)
 
-OBSERVATION_KINDS = (
-    "measure",
-    "activity-day",
-    "intraday-hour",
-    "sleep",
-    "ecg",
-    "datapoint",
-    "daily",
-)
 RETRYABLE = ("api_error", "network_error", "rate_limit_error", "circuit_breaker")
 
 
@@ -204,7 +195,7 @@ def _purge_entries(ctx: BuildContext) -> list[dict[str, Any]]:
     """Every Observation this link wrote, marked entered-in-error (the audit trail stays)."""
     client = fhir_client()
     entries = []
-    for kind in OBSERVATION_KINDS:
+    for kind in identifiers.KINDS_BY_TYPE["Observation"]:
         system = ctx.systems[kind]
         for observation in client.search(
             "Observation", {"subject": ctx.patient, "identifier": f"{system}|"}

@@ -38,28 +38,11 @@ def plan(p: paging.Plan) -> FetchRequest:
 
 
 def params(request: FetchRequest) -> dict[str, Any]:
-    """``lastupdate`` or a date window, never both (Withings rejects the mix)."""
-    query: dict[str, Any] = {
-        "data_fields": ",".join(FIELDS),
-        "offset": paging.page_offset(request) or None,
-    }
-    if request.cursor is not None:
-        query["lastupdate"] = paging.since(request, OVERLAP)
-    else:
-        query.update(paging.ymd_window(request))
-    return query
+    return {"data_fields": ",".join(FIELDS), **paging.window_or_lastupdate(request, OVERLAP)}
 
 
 def fetch(call: paging.Call, request: FetchRequest) -> FetchResult:
-    body = call(PATH, ACTION, params(request))
-    rows = body.get("activities") or []
-    position = paging.planned_position(request, [r.get("modified") for r in rows])
-    return FetchResult(
-        payload=body,
-        records=len(rows),
-        next_request=paging.next_offset_page(request, body),
-        next_cursor=paging.next_cursor(request, position),
-    )
+    return paging.fetch_dated(call, request, PATH, ACTION, params(request), key="activities")
 
 
 def parse(request: FetchRequest, payload: dict[str, Any]) -> list[Sample]:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ohe.providers.base import FetchRequest
+from ohe.providers.base import FetchRequest, FetchResult
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,31 @@ def ymd_window(request: FetchRequest) -> dict[str, str]:
     start = datetime.fromtimestamp(request.start or 0, UTC) - timedelta(days=1)
     end = datetime.fromtimestamp(request.end or request.start or 0, UTC) + timedelta(days=1)
     return {"startdateymd": start.date().isoformat(), "enddateymd": end.date().isoformat()}
+
+
+def window_or_lastupdate(request: FetchRequest, overlap: int) -> dict[str, Any]:
+    """``lastupdate`` or a date window, never both (Withings rejects the mix), and the offset."""
+    query: dict[str, Any] = {"offset": page_offset(request) or None}
+    if request.cursor is not None:
+        query["lastupdate"] = since(request, overlap)
+    else:
+        query.update(ymd_window(request))
+    return query
+
+
+def fetch_dated(
+    call: Call, request: FetchRequest, path: str, action: str, query: dict[str, Any], *, key: str
+) -> FetchResult:
+    """One offset page of date-ordered rows (``activities``, ``series``) under ``key``."""
+    body = call(path, action, query)
+    rows = body.get(key) or []
+    position = planned_position(request, [r.get("modified") for r in rows])
+    return FetchResult(
+        payload=body,
+        records=len(rows),
+        next_request=next_offset_page(request, body),
+        next_cursor=next_cursor(request, position),
+    )
 
 
 def page_offset(request: FetchRequest) -> int:

@@ -14,7 +14,7 @@ import orjson
 from .config import DAY
 from .context import Caller, Sandbox
 from .generator import local_days, local_midnight, profile_for
-from .params import Params, paged
+from .params import Params, dated_page
 from .signals import DayTotals, intraday_day
 from .status import invalid
 from .tables import ACTIVITY_FIELDS, DEVICE_MODELS, INTRADAY_FIELDS
@@ -26,19 +26,8 @@ def _models(sb: Sandbox, userid: int) -> dict[str, int]:
 
 
 def getactivity(sb: Sandbox, caller: Caller, p: Params) -> dict[str, Any]:
-    start, end, lastupdate = p.window_ymd_or_lastupdate()
     fields = p.fields(ACTIVITY_FIELDS)
-    offset = p.offset()
-    if lastupdate is not None:
-        where, args = "modified >= ?", [lastupdate]
-    else:
-        where, args = "date BETWEEN ? AND ?", [start, end]
-    rows = sb.store.all(
-        f"SELECT * FROM activity WHERE userid = ? AND {where} "  # noqa: S608
-        "ORDER BY date LIMIT ? OFFSET ?",
-        [caller.userid, *args, sb.config.page_size + 1, offset],
-    )
-    rows, more, next_offset = paged(rows, sb.config.page_size, offset)
+    rows, more, next_offset = dated_page(sb, caller, p, "activity", "date")
     models = _models(sb, caller.userid)
     activities = []
     for r in rows:

@@ -247,9 +247,11 @@ def remove_device(userid: int, deviceid: str) -> Response:
     """The user unpaired a device from the account: it leaves ``getdevice`` (no notification:
     Withings sends none for this either)."""
     _user(userid)
-    removed = _sb().store.execute(
-        "DELETE FROM devices WHERE userid = ? AND deviceid = ?", (userid, deviceid)
-    ).rowcount
+    removed = (
+        _sb()
+        .store.execute("DELETE FROM devices WHERE userid = ? AND deviceid = ?", (userid, deviceid))
+        .rowcount
+    )
     if not removed:
         raise AdminError(f"user {userid} has no device {deviceid}", 404)
     return jsonify(removed=deviceid)

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .status import invalid
+
+if TYPE_CHECKING:
+    from .context import Caller, Sandbox
 
 T = TypeVar("T")
 
@@ -100,3 +103,24 @@ def paged(rows: list[T], size: int, offset: int) -> tuple[list[T], bool, int]:
     more = len(rows) > size
     page = rows[:size]
     return page, more, offset + len(page) if more else 0
+
+
+def dated_page(
+    sb: Sandbox, caller: Caller, p: Params, table: str, order_by: str
+) -> tuple[list[Any], bool, int]:
+    """One page of a date-keyed table (``activity``, ``sleep``): a ymd window or ``lastupdate``.
+
+    ``table`` and ``order_by`` are literals of the calling handler, never request input.
+    """
+    start, end, lastupdate = p.window_ymd_or_lastupdate()
+    offset = p.offset()
+    if lastupdate is not None:
+        where, args = "modified >= ?", [lastupdate]
+    else:
+        where, args = "date BETWEEN ? AND ?", [start, end]
+    rows = sb.store.all(
+        f"SELECT * FROM {table} WHERE userid = ? AND {where} "  # noqa: S608
+        f"ORDER BY {order_by} LIMIT ? OFFSET ?",
+        [caller.userid, *args, sb.config.page_size + 1, offset],
+    )
+    return paged(rows, sb.config.page_size, offset)

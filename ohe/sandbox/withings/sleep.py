@@ -15,7 +15,7 @@ import orjson
 from .config import DAY, HOUR
 from .context import Caller, Sandbox
 from .generator import night_data, profile_for
-from .params import Params, paged
+from .params import Params, dated_page
 from .signals import Night, hypnogram, segment_series
 from .status import invalid
 from .store import FIRST_SLEEPID
@@ -32,19 +32,8 @@ def _device(sb: Sandbox, deviceid: str | None) -> tuple[int | None, str | None, 
 
 
 def getsummary(sb: Sandbox, caller: Caller, p: Params) -> dict[str, Any]:
-    start, end, lastupdate = p.window_ymd_or_lastupdate()
     fields = p.fields(SLEEP_SUMMARY_FIELDS)
-    offset = p.offset()
-    if lastupdate is not None:
-        where, args = "modified >= ?", [lastupdate]
-    else:
-        where, args = "date BETWEEN ? AND ?", [start, end]
-    rows = sb.store.all(
-        f"SELECT * FROM sleep WHERE userid = ? AND {where} "  # noqa: S608
-        "ORDER BY startdate LIMIT ? OFFSET ?",
-        [caller.userid, *args, sb.config.page_size + 1, offset],
-    )
-    rows, more, next_offset = paged(rows, sb.config.page_size, offset)
+    rows, more, next_offset = dated_page(sb, caller, p, "sleep", "startdate")
     series = []
     for r in rows:
         model_id, _, model = _device(sb, r["deviceid"])
