@@ -18,238 +18,17 @@ import base64
 import dataclasses
 import hashlib
 import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
+from ohe import env_parsers as parsers
+from ohe.env_parsers import BreakerSpec, SettingsError, setting
+
+__all__ = ["BreakerSpec", "Settings", "SettingsError", "settings_table"]
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production"  # noqa: S105
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message is one line naming the variable."""
-
-
-@dataclass(frozen=True)
-class BreakerSpec:
-    """Thresholds of one circuit breaker: failures to open, successes to close, seconds open."""
-
-    fail_max: int
-    success_threshold: int
-    reset_timeout: float
-
-    def __str__(self) -> str:
-        return f"{self.fail_max}/{self.success_threshold}/{self.reset_timeout:g}"
-
-
-# --- parsers: each takes the raw string and returns the typed value or raises ValueError with
-# --- the expectation text.
-
-
-def _text(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError("a non-empty value")
-    return raw.strip()
-
-
-_text.expect = "a non-empty value"  # type: ignore[attr-defined]
-
-
-def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
-    expect = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(expect) from None
-        if value < low or (high is not None and value > high):
-            raise ValueError(expect)
-        return value
-
-    parse.expect = expect  # type: ignore[attr-defined]
-    return parse
-
-
-def _number(low: float, high: float | None = None) -> Callable[[str], float]:
-    expect = f"a number >= {low:g}" if high is None else f"a number from {low:g} to {high:g}"
-
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(expect) from None
-        if value < low or (high is not None and value > high):
-            raise ValueError(expect)
-        return value
-
-    parse.expect = expect  # type: ignore[attr-defined]
-    return parse
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _boolean(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError("true or false (also 1/0, yes/no, on/off)")
-
-
-_boolean.expect = "true or false"  # type: ignore[attr-defined]
-
-
-def _choice(*choices: str, upper: bool = False) -> Callable[[str], str]:
-    expect = "one of " + ", ".join(choices)
-
-    def parse(raw: str) -> str:
-        value = raw.strip().upper() if upper else raw.strip().lower()
-        if value not in choices:
-            raise ValueError(expect)
-        return value
-
-    parse.expect = expect  # type: ignore[attr-defined]
-    return parse
-
-
-def _url(*schemes: str) -> Callable[[str], str]:
-    expect = "a URL starting with " + " or ".join(f"{s}://" for s in schemes)
-
-    def parse(raw: str) -> str:
-        value = raw.strip()
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if scheme not in schemes:
-            raise ValueError(expect)
-        return value.rstrip("/") if scheme.startswith("http") else value
-
-    parse.expect = expect  # type: ignore[attr-defined]
-    return parse
-
-
-def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An empty value means "not set" (None); anything else must satisfy ``parse``."""
-
-    def wrapped(raw: str) -> Any:
-        return None if not raw.strip() else parse(raw)
-
-    wrapped.expect = getattr(parse, "expect", "a value") + ", or empty"  # type: ignore[attr-defined]
-    return wrapped
-
-
-def _path(raw: str) -> Path:
-    if not raw.strip():
-        raise ValueError("a directory path")
-    return Path(raw.strip())
-
-
-_path.expect = "a directory path"  # type: ignore[attr-defined]
-
-
-def _fernet_keys(raw: str) -> tuple[str, ...]:
-    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    if not keys:
-        raise ValueError("one or more Fernet keys, comma-separated (newest first)")
-    for key in keys:
-        try:
-            Fernet(key.encode())
-        except (ValueError, TypeError):
-            raise ValueError(
-                "comma-separated Fernet keys (32 url-safe base64 bytes each; "
-                "make one with `ohe generate-key`)"
-            ) from None
-    return keys
-
-
-_fernet_keys.expect = "comma-separated Fernet keys"  # type: ignore[attr-defined]
-
-_LOGGER_NAME = re.compile(r"^[A-Za-z_][\w.]*$")
-
-
-def _log_levels(raw: str) -> dict[str, str]:
-    expect = "comma-separated logger=LEVEL pairs, e.g. ohe.providers=DEBUG,celery=WARNING"
-    levels: dict[str, str] = {}
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        name, sep, level = part.partition("=")
-        if (
-            not sep
-            or not _LOGGER_NAME.match(name.strip())
-            or level.strip().upper() not in LOG_LEVELS
-        ):
-            raise ValueError(expect)
-        levels[name.strip()] = level.strip().upper()
-    return levels
-
-
-_log_levels.expect = "logger=LEVEL pairs"  # type: ignore[attr-defined]
-
-
-def _basic_auth(raw: str) -> str:
-    user, sep, password = raw.strip().partition(":")
-    if not sep or not user or not password:
-        raise ValueError("user:password")
-    return raw.strip()
-
-
-_basic_auth.expect = "user:password"  # type: ignore[attr-defined]
-
-
-def _breaker(raw: str) -> BreakerSpec:
-    expect = "failures/successes/seconds, e.g. 3/2/30"
-    parts = raw.strip().split("/")
-    if len(parts) != 3:
-        raise ValueError(expect)
-    try:
-        spec = BreakerSpec(int(parts[0]), int(parts[1]), float(parts[2]))
-    except ValueError:
-        raise ValueError(expect) from None
-    if spec.fail_max < 1 or spec.success_threshold < 1 or spec.reset_timeout <= 0:
-        raise ValueError(expect)
-    return spec
-
-
-_breaker.expect = "failures/successes/seconds"  # type: ignore[attr-defined]
-
-
-def _word_list(raw: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in raw.split(",") if p.strip())
-
-
-_word_list.expect = "a comma-separated list"  # type: ignore[attr-defined]
-
-
-def setting(
-    default: Any,
-    doc: str,
-    *,
-    env: str,
-    parse: Callable[[str], Any] = _text,
-    aliases: tuple[str, ...] = (),
-    secret: bool = False,
-    production_required: bool = False,
-) -> Any:
-    """Declare one setting; ``default`` may be a callable of the settings read so far."""
-    metadata = {
-        "env": env,
-        "parse": parse,
-        "aliases": aliases,
-        "doc": doc,
-        "secret": secret,
-        "production_required": production_required,
-        "default": default,
-    }
-    if callable(default):
-        return field(default=None, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 def _derived_fernet_key(values: Mapping[str, Any]) -> tuple[str, ...]:
@@ -267,7 +46,7 @@ class Settings:
         "`development` (embedded defaults, readable logs) or `production` "
         "(secrets required, JSON logs, sandboxes off).",
         env="OHE_ENV",
-        parse=_choice("development", "production"),
+        parse=parsers.choice("development", "production"),
         aliases=("ENVIRONMENT",),
     )
     secret_key: str = setting(
@@ -284,7 +63,7 @@ class Settings:
         "Fernet keys that encrypt provider tokens at rest, comma-separated, newest first "
         "(older keys still decrypt). Development derives one from the secret key.",
         env="OHE_TOKEN_ENCRYPTION_KEYS",
-        parse=_fernet_keys,
+        parse=parsers.fernet_keys,
         secret=True,
         production_required=True,
     )
@@ -292,14 +71,14 @@ class Settings:
         Path("var"),
         "Directory for embedded state: SQLite database, filesystem broker, beat schedule.",
         env="OHE_DATA_DIR",
-        parse=_path,
+        parse=parsers.path,
     )
     database_url: str = setting(
         lambda v: f"sqlite:///{(v['data_dir'] / 'ohe.db').resolve()}",
         "SQLAlchemy database URL. Embedded: SQLite under the data directory. "
         "Production: `postgresql+psycopg2://user:pass@host/db`.",
         env="OHE_DATABASE_URL",
-        parse=_url("sqlite", "postgresql", "postgresql+psycopg2", "postgres"),
+        parse=parsers.url("sqlite", "postgresql", "postgresql+psycopg2", "postgres"),
         aliases=("DATABASE_URL",),
         secret=True,
     )
@@ -308,7 +87,7 @@ class Settings:
         "Redis for locks, rate limits, breaker state and dedup keys shared by all processes. "
         "Empty: in-process coordination (one worker process, embedded default).",
         env="OHE_REDIS_URL",
-        parse=_optional(_url("redis", "rediss", "unix")),
+        parse=parsers.optional(parsers.url("redis", "rediss", "unix")),
         aliases=("REDIS_URL",),
         secret=True,
     )
@@ -317,7 +96,7 @@ class Settings:
         "Celery broker. Default: the Redis URL, else kombu's filesystem transport "
         "(single host, no server).",
         env="OHE_BROKER_URL",
-        parse=_url("redis", "rediss", "amqp", "amqps", "filesystem", "memory"),
+        parse=parsers.url("redis", "rediss", "amqp", "amqps", "filesystem", "memory"),
         aliases=("CELERY_BROKER_URL",),
         secret=True,
     )
@@ -326,13 +105,13 @@ class Settings:
         "Base URL under which browsers and providers reach this service "
         "(link URLs, OAuth callbacks, webhook callbacks).",
         env="OHE_PUBLIC_URL",
-        parse=_url("http", "https"),
+        parse=parsers.url("http", "https"),
     )
     max_request_bytes: int = setting(
         1_048_576,
         "Largest accepted request body in bytes; larger bodies get 413.",
         env="OHE_MAX_REQUEST_BYTES",
-        parse=_integer(1024),
+        parse=parsers.integer(1024),
     )
 
     # --- logging and metrics -------------------------------------------------------------------
@@ -340,28 +119,28 @@ class Settings:
         "INFO",
         "Root log level.",
         env="OHE_LOG_LEVEL",
-        parse=_choice(*LOG_LEVELS, upper=True),
+        parse=parsers.choice(*parsers.LOG_LEVELS, upper=True),
     )
     log_format: str = setting(
         lambda v: "json" if v["env"] == "production" else "text",
         "`json` (one JSON object per line, the operations guide's fields) or `text`. "
         "Default: json in production, text in development.",
         env="OHE_LOG_FORMAT",
-        parse=_choice("json", "text"),
+        parse=parsers.choice("json", "text"),
         aliases=("LOG_FORMAT",),
     )
     log_levels: dict[str, str] = setting(
         lambda v: {},
         "Per-logger levels, e.g. `ohe.providers=DEBUG,ohe.fhir=WARNING`.",
         env="OHE_LOG_LEVELS",
-        parse=_log_levels,
+        parse=parsers.log_levels,
     )
     prometheus_multiproc_dir: Path | None = setting(
         None,
         "prometheus_client multiprocess directory shared by web and worker processes on one "
         "host; set it for gunicorn and prefork workers. The library reads it too.",
         env="PROMETHEUS_MULTIPROC_DIR",
-        parse=_optional(_path),
+        parse=parsers.optional(parsers.path),
     )
 
     # --- Celery --------------------------------------------------------------------------------
@@ -369,34 +148,34 @@ class Settings:
         120,
         "Seconds before a task gets SoftTimeLimitExceeded (cleans up and retries).",
         env="OHE_TASK_SOFT_TIME_LIMIT",
-        parse=_integer(1),
+        parse=parsers.integer(1),
     )
     task_time_limit: int = setting(
         150,
         "Seconds before a task's worker child is killed (the message is redelivered).",
         env="OHE_TASK_TIME_LIMIT",
-        parse=_integer(1),
+        parse=parsers.integer(1),
     )
     task_max_deliveries: int = setting(
         5,
         "Redelivery cap: a message delivered this many times without finishing "
         "(worker killed, OOM) is recorded as poison and dropped.",
         env="OHE_TASK_MAX_DELIVERIES",
-        parse=_integer(1),
+        parse=parsers.integer(1),
     )
     broker_visibility_timeout: int = setting(
         3600,
         "Seconds an unacknowledged Redis-broker message waits before redelivery; "
         "above every task runtime and retry delay.",
         env="OHE_BROKER_VISIBILITY_TIMEOUT",
-        parse=_integer(10),
+        parse=parsers.integer(10),
     )
     flower_basic_auth: str | None = setting(
         None,
         "`user:password` for Flower's basic auth; `ohe flower` refuses to start without it "
         "in production.",
         env="OHE_FLOWER_BASIC_AUTH",
-        parse=_optional(_basic_auth),
+        parse=parsers.optional(parsers.basic_auth),
         secret=True,
     )
 
@@ -405,13 +184,13 @@ class Settings:
         7,
         "Days the webhook dedup ledger keeps processed notifications.",
         env="OHE_WEBHOOK_EVENT_RETENTION_DAYS",
-        parse=_integer(1),
+        parse=parsers.integer(1),
     )
     sync_status_retention_days: int = setting(
         90,
         "Days sync-run rows (SyncStatus) and the failed-task ledger are kept.",
         env="OHE_SYNC_STATUS_RETENTION_DAYS",
-        parse=_integer(1),
+        parse=parsers.integer(1),
     )
 
     # --- resilience ----------------------------------------------------------------------------
@@ -419,19 +198,19 @@ class Settings:
         BreakerSpec(3, 2, 30),
         "Breaker `withings_api`: failures to open / successes to close / seconds open.",
         env="OHE_BREAKER_WITHINGS_API",
-        parse=_breaker,
+        parse=parsers.breaker,
     )
     breaker_fitbit_api: BreakerSpec = setting(
         BreakerSpec(3, 2, 30),
         "Breaker `fitbit_api`: failures to open / successes to close / seconds open.",
         env="OHE_BREAKER_FITBIT_API",
-        parse=_breaker,
+        parse=parsers.breaker,
     )
     breaker_fhir_server: BreakerSpec = setting(
         BreakerSpec(5, 3, 60),
         "Breaker `fhir_server`: failures to open / successes to close / seconds open.",
         env="OHE_BREAKER_FHIR_SERVER",
-        parse=_breaker,
+        parse=parsers.breaker,
     )
 
     # --- sandboxes -----------------------------------------------------------------------------
@@ -440,7 +219,7 @@ class Settings:
         "Point providers and FHIR at the local sandboxes by default. "
         "Default: on in development, off in production.",
         env="OHE_SANDBOX",
-        parse=_boolean,
+        parse=parsers.boolean,
     )
     sandbox_host: str = setting(
         "127.0.0.1",
@@ -448,13 +227,16 @@ class Settings:
         env="OHE_SANDBOX_HOST",
     )
     sandbox_fhir_port: int = setting(
-        8090, "Port of the sandbox FHIR server.", env="OHE_SANDBOX_FHIR_PORT", parse=_integer(1)
+        8090,
+        "Port of the sandbox FHIR server.",
+        env="OHE_SANDBOX_FHIR_PORT",
+        parse=parsers.integer(1),
     )
     sandbox_withings_port: int = setting(
         8091,
         "Port of the sandbox Withings API.",
         env="OHE_SANDBOX_WITHINGS_PORT",
-        parse=_integer(1),
+        parse=parsers.integer(1),
     )
 
     # --- providers and sync ----------------------------------------------------------------------
@@ -462,20 +244,20 @@ class Settings:
         ("withings",),
         "Providers offered to patients, comma-separated (known: withings).",
         env="OHE_PROVIDERS",
-        parse=_word_list,
+        parse=parsers.word_list,
     )
     withings_client_id: str | None = setting(
         lambda v: "ohe-sandbox-client" if v["sandbox"] else None,
         "Withings OAuth client id. Default: the sandbox's client when sandboxes are on.",
         env="OHE_WITHINGS_CLIENT_ID",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
         aliases=("WITHINGS_CLIENT_ID",),
     )
     withings_client_secret: str | None = setting(
         lambda v: "ohe-sandbox-secret" if v["sandbox"] else None,
         "Withings OAuth client secret. Default: the sandbox's when sandboxes are on.",
         env="OHE_WITHINGS_CLIENT_SECRET",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
         aliases=("WITHINGS_CLIENT_SECRET",),
         secret=True,
     )
@@ -488,7 +270,7 @@ class Settings:
         "Withings API base (data, token and notify calls). Default: the sandbox, or "
         "https://wbsapi.withings.net with sandboxes off.",
         env="OHE_WITHINGS_API_URL",
-        parse=_url("http", "https"),
+        parse=parsers.url("http", "https"),
     )
     withings_authorize_url: str = setting(
         lambda v: (
@@ -498,32 +280,32 @@ class Settings:
         ),
         "Withings consent page. Default: the sandbox's, or account.withings.com.",
         env="OHE_WITHINGS_AUTHORIZE_URL",
-        parse=_url("http", "https"),
+        parse=parsers.url("http", "https"),
     )
     withings_scopes: tuple[str, ...] = setting(
         ("user.info", "user.metrics", "user.activity"),
         "OAuth scopes asked of Withings users, comma-separated.",
         env="OHE_WITHINGS_SCOPES",
-        parse=_word_list,
+        parse=parsers.word_list,
     )
     withings_notify_categories: tuple[str, ...] = setting(
         ("1", "2", "4", "16", "44", "54"),
         "Withings notification categories (appli) subscribed on link, comma-separated.",
         env="OHE_WITHINGS_NOTIFY_CATEGORIES",
-        parse=_word_list,
+        parse=parsers.word_list,
     )
     withings_rate_limit: int = setting(
         120,
         "Withings calls allowed per window for the whole application, shared by every process.",
         env="OHE_WITHINGS_RATE_LIMIT",
-        parse=_integer(1),
+        parse=parsers.integer(1),
         aliases=("WITHINGS_MAX_REQUESTS_PER_WINDOW",),
     )
     withings_rate_window: float = setting(
         60.0,
         "Seconds of the Withings rate-limit window (a rolling window).",
         env="OHE_WITHINGS_RATE_WINDOW",
-        parse=_number(1),
+        parse=parsers.number(1),
         aliases=("WITHINGS_RATE_LIMIT_WINDOW",),
     )
     bulk_rate_share: float = setting(
@@ -531,20 +313,20 @@ class Settings:
         "Share of a provider's rate limit that backfills and polls may use; the rest is kept "
         "for webhook-driven syncs, so they stay fast during big backfills.",
         env="OHE_BULK_RATE_SHARE",
-        parse=_number(0.1, 1.0),
+        parse=parsers.number(0.1, 1.0),
     )
     provider_timeout: float = setting(
         30.0,
         "Seconds before a provider API call times out.",
         env="OHE_PROVIDER_TIMEOUT",
-        parse=_number(1, 300),
+        parse=parsers.number(1, 300),
         aliases=("API_TIMEOUT",),
     )
     webhook_base_url: str = setting(
         lambda v: f"{v['public_url']}/webhooks/",
         "Base of the callback URLs given to providers (`<base><provider>/`).",
         env="OHE_WEBHOOK_BASE_URL",
-        parse=lambda raw: _url("http", "https")(raw) + "/",
+        parse=lambda raw: parsers.url("http", "https")(raw) + "/",
         aliases=("WEBHOOK_BASE_URL",),
     )
     webhook_secret_segment: str | None = setting(
@@ -552,7 +334,7 @@ class Settings:
         "Optional secret path segment in webhook callback URLs (`/webhooks/withings/<segment>/`); "
         "calls without it get 404.",
         env="OHE_WEBHOOK_SECRET_SEGMENT",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
         aliases=("WITHINGS_WEBHOOK_SECRET",),
         secret=True,
     )
@@ -560,20 +342,20 @@ class Settings:
         30,
         "Days of history fetched when a patient links an account.",
         env="OHE_INITIAL_BACKFILL_DAYS",
-        parse=_integer(1, 3660),
+        parse=parsers.integer(1, 3660),
         aliases=("HEALTH_DATA_LOOKBACK_DAYS",),
     )
     safety_net_interval: int = setting(
         3600,
         "Seconds between incremental polls of every link (the safety net when webhooks are lost).",
         env="OHE_SAFETY_NET_INTERVAL",
-        parse=_integer(60),
+        parse=parsers.integer(60),
     )
     link_url_ttl: int = setting(
         600,
         "Seconds a signed link URL (and its OAuth state) stays valid.",
         env="OHE_LINK_URL_TTL",
-        parse=_integer(30, 86400),
+        parse=parsers.integer(30, 86400),
     )
 
     # --- FHIR server -----------------------------------------------------------------------------
@@ -584,66 +366,66 @@ class Settings:
         "Base URL of the hospital's FHIR server. Default: the sandbox FHIR server when sandboxes "
         "are on; required otherwise.",
         env="OHE_FHIR_BASE_URL",
-        parse=_optional(_url("http", "https")),
+        parse=parsers.optional(parsers.url("http", "https")),
         aliases=("FHIR_BASE_URL",),
     )
     fhir_version: str = setting(
         "R5",
         "FHIR release written: `R5`, or `R4` (most production EHR servers).",
         env="OHE_FHIR_VERSION",
-        parse=_choice("R5", "R4", upper=True),
+        parse=parsers.choice("R5", "R4", upper=True),
     )
     fhir_auth: str = setting(
         "none",
         "How OHE authenticates to the FHIR server: `none`, `bearer` (OHE_FHIR_TOKEN) or "
         "`client_credentials` (OAuth2; OHE_FHIR_TOKEN_URL, _CLIENT_ID, _CLIENT_SECRET).",
         env="OHE_FHIR_AUTH",
-        parse=_choice("none", "bearer", "client_credentials"),
+        parse=parsers.choice("none", "bearer", "client_credentials"),
     )
     fhir_token: str | None = setting(
         None,
         "Static bearer token for `bearer` auth.",
         env="OHE_FHIR_TOKEN",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
         secret=True,
     )
     fhir_token_url: str | None = setting(
         None,
         "OAuth2 token endpoint for `client_credentials` auth.",
         env="OHE_FHIR_TOKEN_URL",
-        parse=_optional(_url("http", "https")),
+        parse=parsers.optional(parsers.url("http", "https")),
     )
     fhir_client_id: str | None = setting(
         None,
         "OAuth2 client id for `client_credentials` auth.",
         env="OHE_FHIR_CLIENT_ID",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
     )
     fhir_client_secret: str | None = setting(
         None,
         "OAuth2 client secret for `client_credentials` auth.",
         env="OHE_FHIR_CLIENT_SECRET",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
         secret=True,
     )
     fhir_scope: str | None = setting(
         None,
         "OAuth2 scope requested with `client_credentials` (optional).",
         env="OHE_FHIR_SCOPE",
-        parse=_optional(_text),
+        parse=parsers.optional(parsers.text),
     )
     fhir_timeout: float = setting(
         30.0,
         "Seconds before a FHIR request times out (then retried).",
         env="OHE_FHIR_TIMEOUT",
-        parse=_number(1, 300),
+        parse=parsers.number(1, 300),
         aliases=("FHIR_TIMEOUT",),
     )
     fhir_batch_size: int = setting(
         200,
         "Entries per transaction bundle.",
         env="OHE_FHIR_BATCH_SIZE",
-        parse=_integer(1, 1000),
+        parse=parsers.integer(1, 1000),
         aliases=("FHIR_BATCH_SIZE",),
     )
     fhir_validation: str = setting(
@@ -651,14 +433,14 @@ class Settings:
         "Check before sending: `fast` (data-derived parts per resource, shared fragments once) "
         "or `strict` (full fhir.resources validation of every resource).",
         env="OHE_FHIR_VALIDATION",
-        parse=_choice("fast", "strict"),
+        parse=parsers.choice("fast", "strict"),
     )
     fhir_identifier_base: str = setting(
         lambda v: f"{v['public_url']}/fhir/sid",
         "Namespace of OHE's business identifiers (`<base>/<provider>/<kind>`), a URI your "
         "deployment owns. It is part of every identifier: set it once and never change it.",
         env="OHE_FHIR_IDENTIFIER_BASE",
-        parse=_url("http", "https"),
+        parse=parsers.url("http", "https"),
         production_required=True,
     )
 
