@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -146,7 +147,7 @@ class Stack:
                     run.stream, cursor=None, start=run.window_start, end=run.window_end
                 )
                 while request is not None:
-                    result = session.fetch(request)
+                    result = _paced(session.fetch, request)
                     output = transform_page(
                         provider,
                         request,
@@ -284,3 +285,14 @@ def stacks(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callab
 def make_stack(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Callable[..., Stack]]:
     with stacks(tmp_path, database_url, redis_url) as make:
         yield make
+
+
+def _paced(fetch: Callable[[Any], Any], request: Any) -> Any:
+    """The oracle shares the deployment's rate limit: wait its turn instead of failing."""
+    from ohe.resilience.errors import RateLimitError
+
+    while True:
+        try:
+            return fetch(request)
+        except RateLimitError as exc:
+            time.sleep(exc.retry_after or 1.0)
