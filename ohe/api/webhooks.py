@@ -3,7 +3,7 @@
 Withings notifications carry no signature; a notification is only a hint ("user X, category Y,
 window Z changed"), so it is never trusted beyond "go and fetch". The optional secret path
 segment (OHE_WEBHOOK_SECRET_SEGMENT) makes forged calls to the bare path 404. Known users get
-a ledger row (the dedup ledger; an identical notification within a few minutes is coalesced)
+a ledger row (the dedup ledger; an identical notification is coalesced until its sync starts)
 and a task published after the commit; unknown users get 200 (so the provider stops
 retrying) and are counted.
 """
@@ -27,11 +27,10 @@ from ohe.observability.metrics import WEBHOOK_REQUESTS, WEBHOOK_TIME
 from ohe.providers import provider as provider_named
 from ohe.resilience.errors import ValidationError
 from ohe.tasks.base import enqueue
-from ohe.tasks.webhooks import find_link, process
+from ohe.tasks.webhooks import coalesce, find_link, process
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-COALESCE_SECONDS = 300.0
 METHODS = ["GET", "HEAD", "POST"]
 
 
@@ -85,7 +84,7 @@ def _notification(provider: str) -> tuple[Response, int]:
         provider, notification.external_user_id, notification.category,
         str(notification.start), str(notification.end), notification.action or "",
     ]))  # fmt: skip
-    first = state().coordination.add(f"webhook:{fingerprint}", b"1", COALESCE_SECONDS)
+    first = coalesce(fingerprint)
     event = WebhookEvent(
         provider=provider,
         fingerprint=fingerprint,

@@ -13,7 +13,7 @@ from datetime import timedelta
 from celery import shared_task
 from sqlalchemy import select
 
-from ohe.extensions import db
+from ohe.extensions import db, state
 from ohe.models import LinkStatus, Provider, ProviderLink, WebhookEvent, utcnow
 from ohe.providers import provider as provider_named
 from ohe.tasks.base import enqueue
@@ -27,6 +27,18 @@ MARGIN = timedelta(minutes=5)  # widen the notified window: boundaries are not d
 DEFAULT_WINDOW = timedelta(hours=1)
 REDRIVE_AFTER = timedelta(minutes=2)
 LEAVING_ACTIONS = frozenset({"unlink", "delete"})
+COALESCE_SECONDS = 300.0
+
+
+def coalesce(fingerprint: str) -> bool:
+    """True for the first of identical notifications not yet being processed (it gets a task).
+
+    Identical notifications (provider retries, bursts) share one sync only while that sync has
+    not started: ``process`` releases the fingerprint before it plans the sync, so a change made
+    after the earlier fetch began — two measurements in the same second carry the same window —
+    gets a fetch of its own instead of waiting for the safety net.
+    """
+    return state().coordination.add(f"webhook:{fingerprint}", b"1", COALESCE_SECONDS)
 
 
 def find_link(provider: str, external_user_id: str) -> ProviderLink | None:
@@ -46,6 +58,7 @@ def process(event_id: int) -> str:
     event = db.session.get(WebhookEvent, event_id)
     if event is None or event.status != "pending":
         return "done"
+    state().coordination.delete(f"webhook:{event.fingerprint}")  # see ``coalesce``
     link = find_link(event.provider, event.external_user_id)
     event.processed_at = utcnow()
     if link is None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ohe.extensions import db
 from ohe.models import EHRUser, ProviderLink, WebhookEvent
 from ohe.providers.rows import provider_row
+from ohe.tasks.webhooks import process
 
 
 def _link(app: Flask, external: str = "4242") -> None:
@@ -52,13 +53,28 @@ def test_a_known_user_is_recorded_coalesced_and_enqueued_after_commit(
     body = first.get_json()
     assert body["status"] == "accepted" and body["queued_tasks"] == 1
     assert body["tasks"][0]["data_types"] == ["measures"]
-    # How fast the reply is: benchmarks/webhook_reply.py (no timed assertions in tests).
+    # How fast the reply is: benchmarks/backfill_under_fire.py (no timed assertions in tests).
     again = client.post("/webhooks/withings/", data={**form, "foo": "bar"})  # extra fields ignored
     assert again.status_code == 202 and again.get_json()["queued_tasks"] == 0
     events = _events(app)
     assert [e.status for e in events] == ["pending", "duplicate"]
     assert events[0].window_start.timestamp() == 1795700000
     assert _queued(app) == 1  # one sync for the burst
+
+
+def test_a_notification_after_processing_began_gets_its_own_sync(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Two measurements in one second carry identical notifications; if the first one's fetch
+    already ran, coalescing the second would leave its measurement to the safety net."""
+    _link(app)
+    form = {"userid": "4242", "appli": "1", "startdate": "1795700000", "enddate": "1795700000"}
+    assert client.post("/webhooks/withings/", data=form).get_json()["queued_tasks"] == 1
+    with app.app_context():
+        assert process(_events(app)[0].id) == "synced"
+    later = client.post("/webhooks/withings/", data=form)
+    assert later.status_code == 202 and later.get_json()["queued_tasks"] == 1
+    assert [e.status for e in _events(app)] == ["processed", "pending"]
 
 
 def test_unknown_users_get_200_and_are_ignored(app: Flask, client: FlaskClient) -> None:
