@@ -76,17 +76,28 @@ def rate_wait() -> None:
 
 
 _live: ContextVar[bool] = ContextVar("ohe_live_work", default=False)
+_patience: ContextVar[float | None] = ContextVar("ohe_rate_patience", default=None)
 
 
 @contextmanager
-def live_work(live: bool) -> Iterator[None]:
-    """Mark calls made in the block as live (webhook-driven) rather than bulk (backfill, poll)."""
-    token = _live.set(live)
+def live_work(live: bool, *, patience: float | None = None) -> Iterator[None]:
+    """Mark calls made in the block as live (webhook-driven) rather than bulk (backfill, poll).
+
+    ``patience``: how long a call may wait for a rate-limit slot before failing, when someone
+    is waiting on it and a retry later is no use (the OAuth code exchange: the patient's
+    browser waits, and the code dies in 30 s). Default: the limiter's own.
+    """
+    tokens = _live.set(live), _patience.set(patience)
     try:
         yield
     finally:
-        _live.reset(token)
+        _patience.reset(tokens[1])
+        _live.reset(tokens[0])
 
 
 def is_live() -> bool:
     return _live.get()
+
+
+def rate_patience() -> float | None:
+    return _patience.get()

@@ -52,7 +52,7 @@ class SharedRateLimit:
             if waited == 0.0:
                 PROVIDER_RATE_LIMITS.labels(self.provider).inc()
                 context.rate_wait()
-            if waited + wait > self.max_wait:
+            if waited + wait > (context.rate_patience() or self.max_wait):
                 raise RateLimitError(
                     f"{self.provider} rate limit of {self.config.max_requests_per_window} calls "
                     f"per {self.config.rate_limit_window:g} s reached",

@@ -33,6 +33,7 @@ from ohe.tasks.sync import sync_link
 log = logging.getLogger(__name__)
 
 RELINK_OVERLAP = timedelta(hours=1)
+CODE_EXCHANGE_PATIENCE = 20.0  # seconds; the code lives 30 s, the web worker 60 s
 
 
 @dataclass
@@ -126,7 +127,9 @@ def complete_link(
             "invalid_request", "The provider sent no authorisation code.", 400, attempt
         )
     try:
-        with live_work(True):  # the code dies in 30 s: never queue behind backfills
+        # The code dies in 30 s and a browser waits: never queue behind backfills, and wait
+        # for a slot of a saturated limit rather than fail the patient's linking.
+        with live_work(True, patience=CODE_EXCHANGE_PATIENCE):
             tokens = provider_named(provider).exchange_code(code, redirect_uri(provider), None)
     except OheError as exc:
         log.warning(

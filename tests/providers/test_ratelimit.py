@@ -25,3 +25,16 @@ def test_bulk_work_leaves_the_reserved_share_to_live_work() -> None:
             assert limit.acquire() == 0.0  # live: the reserved 40 % are there
         with pytest.raises(RateLimitError):
             limit.acquire()  # and the whole window is never exceeded
+
+
+def test_a_waiting_human_gets_more_patience_than_a_task() -> None:
+    """A task fails fast and retries later; the code exchange (a browser waits, the code dies
+    in 30 s) waits for the next free slot instead."""
+    limit = SharedRateLimit(
+        MemoryCoordination(), "withings", APIClientConfig(1, 0.5), max_wait=0.05
+    )
+    assert limit.acquire() == 0.0
+    with pytest.raises(RateLimitError):
+        limit.acquire()
+    with live_work(True, patience=2.0):
+        assert 0 < limit.acquire() <= 2.0
