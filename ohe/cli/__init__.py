@@ -20,11 +20,18 @@ def fail(message: str) -> None:
     raise SystemExit(1)
 
 
+class _EntryPoint(FlaskGroup):
+    """``ohe``: the app's commands include the ``ohe`` group itself, already spread out here."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in super().list_commands(ctx) if name != ohe_cli.name]
+
+
 def main() -> None:
     """Console entry point ``ohe``: the ohe commands plus Flask's own (db, run, shell, routes)."""
     from ohe.app import create_app
 
-    cli = FlaskGroup(create_app=create_app, help="Open Health Exchange.")
+    cli = _EntryPoint(create_app=create_app, help="Open Health Exchange.")
     for name, command in ohe_cli.commands.items():
         cli.add_command(command, name)
     cli.main(prog_name="ohe")
