@@ -21,3 +21,14 @@ forwarded_allow_ips = "*"
 # $HOME/.gunicorn/gunicorn.ctl. Nothing here uses it; it fails on a read-only root filesystem,
 # and every gunicorn of one user on one host would share (and replace) the same path.
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """Drop a recycled worker's live gauges from the merged view (prometheus_client's advice);
+    its counters stay, so totals never go backwards."""
+    import os
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
