@@ -23,6 +23,11 @@ forwarded_allow_ips = "*"
 control_socket_disable = True
 
 
+from ohe.observability.logging import gunicorn_logger_class  # noqa: E402
+
+logger_class = gunicorn_logger_class  # the master's own lines in OHE_LOG_FORMAT too
+
+
 def child_exit(server, worker):
     """Drop a recycled worker's live gauges from the merged view (prometheus_client's advice);
     its counters stay, so totals never go backwards."""

@@ -122,3 +122,27 @@ def configure_logging(log_format: str, level: str, levels: dict[str, str]) -> No
     root.setLevel(level)
     for name, logger_level in levels.items():
         logging.getLogger(name).setLevel(logger_level)
+
+
+def gunicorn_logger_class() -> type:
+    """gunicorn's logger with our formatter on its error log, so ``OHE_LOG_FORMAT=json`` holds
+    for the master's lines too (worker boots, timeouts, signals), not only for the app's.
+
+    Built on demand: only the web process has gunicorn installed-and-imported.
+    """
+    from gunicorn import glogging
+
+    from ohe.settings import Settings
+
+    class OheGunicornLogger(glogging.Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            formatter = (
+                OheJsonFormatter()
+                if Settings.from_env().log_format == "json"
+                else OheTextFormatter()
+            )
+            for handler in self.error_log.handlers:
+                handler.setFormatter(formatter)
+
+    return OheGunicornLogger
