@@ -137,6 +137,10 @@ class Load:
             if self.done.wait(rng.uniform(2, 6)):
                 return
             userid = rng.choice(self.users)
+            # A measurement becomes a webhook only once its user is subscribed (that happens
+            # in the link's setup lane, which may queue when many patients link at once).
+            while not self.subscribed(userid) and not self.done.wait(0.5):
+                pass
             sent = time.monotonic()
             path = f"/users/{userid}/measures"
             grpid = self.stack.withings.admin("POST", path, {"weight_kg": 60 + n})["grpid"]
@@ -147,6 +151,10 @@ class Load:
                 time.sleep(0.5)
             else:
                 self.missing.append(grpid)
+
+    def subscribed(self, userid: int) -> bool:
+        found = self.stack.withings.admin("GET", f"/subscriptions?userid={userid}")
+        return any(s["appli"] == 1 for s in found["subscriptions"])
 
     def killer(self) -> None:
         rng = random.Random(2)

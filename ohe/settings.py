@@ -310,8 +310,9 @@ class Settings:
     )
     bulk_rate_share: float = setting(
         0.8,
-        "Share of a provider's rate limit that backfills and polls may use; the rest is kept "
-        "for webhook-driven syncs, so they stay fast during big backfills.",
+        "Share of a provider's rate limit that backfills and polls may use; linking new "
+        "patients may use half the rest too; the remainder is kept for webhook-driven syncs, "
+        "so they stay fast during big backfills and link bursts.",
         env="OHE_BULK_RATE_SHARE",
         parse=parsers.number(0.1, 1.0),
     )

@@ -75,28 +75,32 @@ def rate_wait() -> None:
         counter[0] += 1
 
 
-_live: ContextVar[bool] = ContextVar("ohe_live_work", default=False)
+#: Rate-limit lanes, most urgent first. ``live``: webhook-driven fetches, a patient's fresh
+#: measurement (the whole limit); ``setup``: linking (code exchange, subscriptions), all but a
+#: reserve kept for live; ``bulk``: backfills and polls, ``OHE_BULK_RATE_SHARE`` of the limit.
+LIVE, SETUP, BULK = "live", "setup", "bulk"
+_lane: ContextVar[str] = ContextVar("ohe_rate_lane", default=BULK)
 _patience: ContextVar[float | None] = ContextVar("ohe_rate_patience", default=None)
 
 
 @contextmanager
-def live_work(live: bool, *, patience: float | None = None) -> Iterator[None]:
-    """Mark calls made in the block as live (webhook-driven) rather than bulk (backfill, poll).
+def rate_lane(lane: str, *, patience: float | None = None) -> Iterator[None]:
+    """Provider calls made in the block take their rate-limit slot in ``lane``.
 
-    ``patience``: how long a call may wait for a rate-limit slot before failing, when someone
-    is waiting on it and a retry later is no use (the OAuth code exchange: the patient's
-    browser waits, and the code dies in 30 s). Default: the limiter's own.
+    ``patience``: how long a call may wait for a slot before failing, when someone is waiting
+    on it and a retry later is no use (the OAuth code exchange: the patient's browser waits,
+    and the code dies in 30 s). Default: the limiter's own.
     """
-    tokens = _live.set(live), _patience.set(patience)
+    tokens = _lane.set(lane), _patience.set(patience)
     try:
         yield
     finally:
         _patience.reset(tokens[1])
-        _live.reset(tokens[0])
+        _lane.reset(tokens[0])
 
 
-def is_live() -> bool:
-    return _live.get()
+def current_lane() -> str:
+    return _lane.get()
 
 
 def rate_patience() -> float | None:

@@ -7,9 +7,11 @@ and still uses it fully. Short waits are slept through; a wait longer than ``max
 a ``RateLimitError`` whose ``retry_after`` the task turns into a delayed retry, so workers are
 never parked on a limiter.
 
-Live work (webhook-driven syncs) may use the whole window; bulk work (backfills, polls) only
-``bulk_share`` of it, so however big a backfill is, there is always room left for a fresh
-measurement to be fetched within seconds of its webhook.
+Calls take their slot in a lane (``context.rate_lane``). Live work (webhook-driven syncs) may
+use the whole window; bulk work (backfills, polls) only ``bulk_share`` of it; setup work
+(code exchanges, subscriptions of new links) the share halfway between. However big a backfill
+is, and however many patients link at once, room is left for a fresh measurement to be fetched
+within seconds of its webhook.
 """
 
 from __future__ import annotations
@@ -37,13 +39,18 @@ class SharedRateLimit:
         self.provider = provider
         self.config = config
         self.max_wait = max_wait
-        self.bulk_limit = max(int(config.max_requests_per_window * bulk_share), 1)
+        full = config.max_requests_per_window
+        self.limits = {
+            context.LIVE: full,
+            context.SETUP: max(int(full * (1 + bulk_share) / 2), 1),
+            context.BULK: max(int(full * bulk_share), 1),
+        }
 
     def acquire(self) -> float:
         """Take one call slot; returns the seconds waited (0 when a slot was free)."""
         waited = 0.0
         while True:
-            limit = self.config.max_requests_per_window if context.is_live() else self.bulk_limit
+            limit = self.limits[context.current_lane()]
             wait = self._coordination.acquire_rate(
                 self.provider, limit, self.config.rate_limit_window
             )

@@ -42,6 +42,7 @@ PENDING_KEY = "ohe_pending_tasks"
 TASK_MODULES = (
     "ohe.tasks.maintenance",
     "ohe.tasks.chain",
+    "ohe.tasks.deletions",
     "ohe.tasks.sync",
     "ohe.tasks.webhooks",
     "ohe.tasks.links",
@@ -137,7 +138,10 @@ class OheTask(Task):
         app = self.flask_app
         assert app is not None, "celery_init_app() was not called"
         queue = (self.request.delivery_info or {}).get("routing_key")
-        with app.app_context(), context.live_work(queue == LIVE_QUEUE):
+        with (
+            app.app_context(),
+            context.rate_lane(context.LIVE if queue == LIVE_QUEUE else context.BULK),
+        ):
             if self._over_delivery_cap(args, kwargs):
                 return None
             started = time.perf_counter()

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from ohe.extensions import db, state
 from ohe.models import EHRUser, LinkAttempt, LinkStatus, ProviderLink, SyncCursor, utcnow
-from ohe.observability.context import live_work
+from ohe.observability.context import SETUP, rate_lane
 from ohe.providers import provider as provider_named
 from ohe.providers.base import TokenSet
 from ohe.providers.rows import provider_row
@@ -129,7 +129,7 @@ def complete_link(
     try:
         # The code dies in 30 s and a browser waits: never queue behind backfills, and wait
         # for a slot of a saturated limit rather than fail the patient's linking.
-        with live_work(True, patience=CODE_EXCHANGE_PATIENCE):
+        with rate_lane(SETUP, patience=CODE_EXCHANGE_PATIENCE):
             tokens = provider_named(provider).exchange_code(code, redirect_uri(provider), None)
     except OheError as exc:
         log.warning(

@@ -8,6 +8,7 @@ stops working is never revoked on one failure: ``needs_reauth`` is the state for
 from __future__ import annotations
 
 import logging
+import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -15,11 +16,11 @@ from sqlalchemy import select
 
 from ohe.extensions import db, state
 from ohe.models import LinkStatus, ProviderLink, utcnow
-from ohe.observability.context import bind
+from ohe.observability.context import SETUP, bind, rate_lane
 from ohe.observability.metrics import PROVIDER_API_ERRORS
 from ohe.providers import provider as provider_named
 from ohe.providers.tokens import LinkTokens
-from ohe.resilience.errors import ValidationError, classify
+from ohe.resilience.errors import ErrorClass, ValidationError, classify
 from ohe.tasks.base import enqueue
 from ohe.tasks.schedule import periodic
 
@@ -55,9 +56,10 @@ def subscribe(self, link_id: int) -> list[str]:
     name = link.provider.provider_type
     with bind(user_id=link.ehr_user.ehr_user_id, provider=name, operation="subscribe"):
         try:
-            done = _session(link).subscribe(
-                callback_url(name), categories(name), f"ohe link {link.id}"
-            )
+            with rate_lane(SETUP):  # not in the live reserve: webhook fetches come first
+                done = _session(link).subscribe(
+                    callback_url(name), categories(name), f"ohe link {link.id}"
+                )
         except ValidationError as exc:  # e.g. Withings 293: callback URL rejected
             link.status_reason = f"webhook subscription refused: {exc}"[:255]
             db.session.commit()
@@ -72,7 +74,10 @@ def subscribe(self, link_id: int) -> list[str]:
             )
             return []
         except Exception as exc:
-            if classify(exc).value in ("api_error", "network_error", "rate_limit_error"):
+            if classify(exc) is ErrorClass.RATE_LIMIT:  # busy, not broken: as long as it takes
+                wait = (getattr(exc, "retry_after", None) or 30.0) + random.uniform(0, 5)  # noqa: S311
+                raise self.retry(countdown=wait, exc=exc, max_retries=None) from None
+            if classify(exc).value in ("api_error", "network_error"):
                 raise self.retry(countdown=60 * (self.request.retries + 1), exc=exc) from None
             raise
     return done

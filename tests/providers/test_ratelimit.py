@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ohe.coordination import MemoryCoordination
-from ohe.observability.context import live_work
+from ohe.observability.context import LIVE, SETUP, rate_lane
 from ohe.providers.ratelimit import SharedRateLimit
 from ohe.resilience.errors import RateLimitError
 from ohe.resilience.retry import APIClientConfig
@@ -20,11 +20,26 @@ def test_bulk_work_leaves_the_reserved_share_to_live_work() -> None:
     with pytest.raises(RateLimitError) as waited:
         limit.acquire()  # bulk: its 60 % are used up
     assert 0 < waited.value.retry_after <= 60
-    with live_work(True):
+    with rate_lane(LIVE):
         for _ in range(4):
             assert limit.acquire() == 0.0  # live: the reserved 40 % are there
         with pytest.raises(RateLimitError):
             limit.acquire()  # and the whole window is never exceeded
+
+
+def test_linking_new_patients_cannot_take_the_last_slots_from_webhook_fetches() -> None:
+    """Twenty patients linking at once make ~100 setup calls (code exchange, subscriptions):
+    they queue behind each other, not in front of a fresh measurement's fetch."""
+    limit = SharedRateLimit(
+        MemoryCoordination(), "withings", APIClientConfig(10, 60), max_wait=0.1, bulk_share=0.6
+    )
+    with rate_lane(SETUP):
+        for _ in range(8):  # halfway between bulk (6) and the whole window (10)
+            assert limit.acquire() == 0.0
+        with pytest.raises(RateLimitError):
+            limit.acquire()
+    with rate_lane(LIVE):
+        assert limit.acquire() == limit.acquire() == 0.0
 
 
 def test_a_waiting_human_gets_more_patience_than_a_task() -> None:
@@ -36,5 +51,5 @@ def test_a_waiting_human_gets_more_patience_than_a_task() -> None:
     assert limit.acquire() == 0.0
     with pytest.raises(RateLimitError):
         limit.acquire()
-    with live_work(True, patience=2.0):
+    with rate_lane(SETUP, patience=2.0):
         assert 0 < limit.acquire() <= 2.0
