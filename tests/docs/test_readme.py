@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from celery import Celery
 
 from ohe.settings import Settings, SettingsError
-from tests.conftest import PG_URL, REDIS_URL
+from tests.conftest import PG_URL, REDIS_DB, REDIS_URL
 from tests.helpers import ROOT, Process, free_port, wait_for
 from tests.sandbox.conftest import ThreadedServer
 
@@ -50,7 +50,7 @@ VENV_BIN = ROOT / ".venv" / "bin"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
 PRODUCTION_DB = "ohe_test_readme"
-PRODUCTION_REDIS_DB = 12
+PRODUCTION_REDIS_DB = (REDIS_DB + 2) % 16  # next to the app fixture's and the providers'
 REDBEAT_LOCK = "ohe:redbeat::lock"  # redbeat_key_prefix (ohe/tasks/base.py) + ":lock"
 
 # Every name the settings read (and their aliases): scrubbed from the children's environment so
@@ -356,7 +356,7 @@ def _admin() -> sa.Engine:
 
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[Production]:
-    """A fresh PostgreSQL database, Redis db 12 flushed, and a sandbox FHIR server."""
+    """A fresh PostgreSQL database, its own Redis db flushed, and a sandbox FHIR server."""
     admin = _admin()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PRODUCTION_DB}" WITH (FORCE)'))

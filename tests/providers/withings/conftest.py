@@ -9,7 +9,6 @@ app's database use the root ``app`` fixture instead.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from ohe.providers.base import TokenSet
 from ohe.providers.withings import WithingsProvider
 from ohe.resilience.breakers import BreakerRegistry
 from ohe.settings import Settings
+from tests.conftest import REDIS_DB, REDIS_URL
 from tests.helpers import TEST_SECRET_KEY
 from tests.sandbox.withings_fixtures import (
     CLIENT_ID,
@@ -31,8 +31,7 @@ from tests.sandbox.withings_fixtures import (
     SandboxServer,
 )
 
-REDIS_URL = os.environ.get("OHE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-PROVIDER_REDIS_DB = 13  # not the app fixture's 11: these tests flush it freely
+PROVIDER_REDIS_DB = (REDIS_DB + 1) % 16  # not the app fixture's: these tests flush it freely
 UNLIMITED = 100_000  # calls per window, for tests that are not about the rate limit
 
 
