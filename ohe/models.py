@@ -196,6 +196,10 @@ class SyncStatus(db.Model):
     resources_written: Mapped[int] = mapped_column(Integer, default=0)
     rate_limit_waits: Mapped[int] = mapped_column(Integer, default=0)
     pending_cursor: Mapped[str | None] = mapped_column(String(255))
+    # A window run of a stream with complete windows: once written, look for deleted records.
+    checks_deletions: Mapped[bool] = mapped_column(Boolean, default=False)
+    deletions_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resources_voided: Mapped[int] = mapped_column(Integer, default=0)
     error_class: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(String(1024))
     request_id: Mapped[str | None] = mapped_column(String(128))
@@ -218,6 +222,8 @@ class SyncPage(db.Model):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     records: Mapped[int] = mapped_column(Integer, default=0)
     resources: Mapped[int] = mapped_column(Integer, default=0)
+    # Source ids of the records this page returned (only for runs that check deletions).
+    seen: Mapped[list[str] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 

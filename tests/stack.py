@@ -102,11 +102,16 @@ class Stack:
             return db.session.scalars(sa.select(SyncStatus)).all()
 
     def wait_idle(self, timeout: float = 120) -> list[SyncStatus]:
-        """Until at least one run exists and every run has finished."""
+        """Until at least one run exists and every run has finished (deletion check included)."""
+
+        def done(run: SyncStatus) -> bool:
+            if run.status == "success":
+                return not run.checks_deletions or run.deletions_checked_at is not None
+            return run.status == "failed"
 
         def idle() -> list[SyncStatus] | None:
             runs = self.runs()
-            return runs if runs and all(r.status in ("success", "failed") for r in runs) else None
+            return runs if runs and all(done(r) for r in runs) else None
 
         return wait_for(idle, timeout, interval=0.3)
 
@@ -176,16 +181,19 @@ class Stack:
         assert len(entries) <= 1, f"{len(entries)} resources share one identifier"
         return entries[0]["resource"] if entries else None
 
-    def fhir_identifiers(self, resource_type: str = "Observation") -> list[str]:
-        """Every business identifier value on the FHIR server (duplicates kept)."""
-        values: list[str] = []
+    def fhir_resources(self, resource_type: str = "Observation") -> Iterator[dict]:
+        """Every resource of a type on the FHIR server, page by page."""
         page = self.fhir.search(resource_type, _count=1000)
         while True:
-            values += [e["resource"]["identifier"][0]["value"] for e in page.get("entry", [])]
+            yield from (e["resource"] for e in page.get("entry", []))
             following = [link["url"] for link in page.get("link", []) if link["relation"] == "next"]
             if not following:
-                return values
+                return
             page = self.fhir.http.get(following[0], timeout=30).json()
+
+    def fhir_identifiers(self, resource_type: str = "Observation") -> list[str]:
+        """Every business identifier value on the FHIR server (duplicates kept)."""
+        return [r["identifier"][0]["value"] for r in self.fhir_resources(resource_type)]
 
 
 @contextmanager

@@ -51,6 +51,16 @@ def update_entry(resource: Resource, *, referenced: bool = False) -> dict[str, A
     return entry
 
 
+def stored_body(resource: Resource) -> Resource:
+    """A resource read from the server as a conditional-update body (the server owns id, meta)."""
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
+
+
+def void_entry(observation: Resource) -> dict[str, Any]:
+    """Mark a stored Observation ``entered-in-error`` by its identifier (the audit trail stays)."""
+    return update_entry({**stored_body(observation), "status": "entered-in-error"})
+
+
 def create_entry(resource: Resource) -> dict[str, Any]:
     """Conditional create (create only if no resource has this identifier)."""
     id_system, value = identifier_of(resource)

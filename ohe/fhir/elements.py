@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -12,6 +13,19 @@ def local_code_system(identifier_base: str) -> str:
     """The deployment's code system for codes without a confirmed LOINC."""
     root = identifier_base.rstrip("/").removesuffix("/sid")
     return f"{root}/CodeSystem/ohe-observation"
+
+
+def data_type_of(
+    concept: dict[str, Any], data_types: Iterable[str], local_system: str
+) -> str | None:
+    """Which of ``data_types`` a stored resource's ``code`` was built from (None: none of them)."""
+    held = {(c.get("system"), c.get("code")) for c in concept.get("coding", [])}
+    matches = []
+    for data_type in data_types:
+        codes = {(c["system"], c["code"]) for c in coded(data_type, local_system)["coding"]}
+        if codes <= held:
+            matches.append((len(codes), data_type))
+    return max(matches)[1] if matches else None  # the most specific row wins
 
 
 @lru_cache(maxsize=512)

@@ -40,6 +40,17 @@ def link_scope(secret: str, provider: str, external_user_id: str) -> str:
     return keyed_digest(secret, "link-scope", provider, external_user_id, length=16)
 
 
+def natural_key(resource: dict, id_system: str, scope: str) -> str | None:
+    """The provider's key in ``resource``'s identifier of ``id_system`` written for this link
+    (``scope``), or None when the resource is not this link's."""
+    prefix = f"{scope}:"
+    for ident in resource.get("identifier", []):
+        value = str(ident.get("value", ""))
+        if ident.get("system") == id_system and value.startswith(prefix):
+            return value[len(prefix) :]
+    return None
+
+
 def system(base: str, provider: str, kind: str) -> str:
     if kind not in RECORD_KINDS:
         raise ValueError(f"unknown identifier kind {kind!r}")

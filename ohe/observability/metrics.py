@@ -76,6 +76,11 @@ SAMPLES_SKIPPED = Counter(
     "Provider measurements deliberately not written (ambiguous owner, excluded data type)",
     ["provider", "reason"],
 )
+OBSERVATIONS_VOIDED = Counter(
+    "ohe_observations_voided_total",
+    "Observations marked entered-in-error: record deleted at the provider, or purged on unlink",
+    ["provider", "reason"],
+)
 
 # --- webhooks ----------------------------------------------------------------------------------
 WEBHOOK_REQUESTS = Counter(

@@ -47,6 +47,9 @@ class Stream:
     data_types: frozenset[str]  # sample data types it can yield (keys of ohe.fhir.codes)
     scope: str | None = None  # OAuth scope it needs; skipped when the user did not grant it
     max_backfill_days: int | None = None  # e.g. intraday: a backfill goes this far back at most
+    #: Record kinds a *window* fetch returns completely, so that one written earlier and absent
+    #: now was deleted at the provider (``ohe.tasks.deletions``). Empty: absence proves nothing.
+    complete_kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

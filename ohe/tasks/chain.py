@@ -17,6 +17,7 @@ or tokens. Retries follow the guide's ``RetryHandler`` by error class; a wait lo
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -24,10 +25,11 @@ from typing import Any
 
 from celery import Task, chain, shared_task
 from celery.canvas import Signature
+from sqlalchemy import update
 
 from ohe.extensions import db, state
 from ohe.fhir.client import client_factory
-from ohe.models import LinkStatus, ProviderLink, utcnow
+from ohe.models import LinkStatus, ProviderLink, SyncPage, SyncStatus, utcnow
 from ohe.observability import context
 from ohe.providers import provider as provider_named
 from ohe.providers.base import FetchRequest
@@ -133,6 +135,24 @@ def _retry_or_fail(task: Task, run_id: int, number: int, exc: Exception, stage: 
     raise task.retry(countdown=delay, exc=exc, max_retries=None)
 
 
+def _wait_turn(run_id: int, number: int, queue: str, exc: BaseException) -> None:
+    """The shared rate limit is busy, not broken: the page waits its turn as long as it takes.
+
+    A fresh chain later rather than a retry, so waiting never uses up the attempts real
+    failures are allowed (a year-long backfill of many patients waits for hours in total).
+    The page is touched so the stuck-page sweeper leaves it alone.
+    """
+    db.session.rollback()
+    db.session.execute(
+        update(SyncPage)
+        .where(SyncPage.run_id == run_id, SyncPage.number == number)
+        .values(updated_at=utcnow())
+    )
+    wait = (getattr(exc, "retry_after", None) or 5.0) + random.uniform(0, 2)  # noqa: S311
+    enqueue(page_chain(run_id, number, queue).set(countdown=wait))
+    db.session.commit()
+
+
 @shared_task(name="ohe.sync.fetch", bind=True, max_retries=None)
 def fetch(self: Task, run_id: int, number: int) -> dict[str, Any] | None:
     found = runs.page(run_id, number)
@@ -156,6 +176,8 @@ def fetch(self: Task, run_id: int, number: int) -> dict[str, Any] | None:
             tokens = LinkTokens(link.id, provider, state().coordination)
             result = provider.session(tokens).fetch(request)
     except Exception as exc:
+        if classify(exc) is ErrorClass.RATE_LIMIT:
+            return _wait_turn(run.id, number, run.queue, exc)
         return _retry_or_fail(self, run_id, number, exc, "fetch")
     raw = pages.put(
         "raw", run_id, number, {"request": request.to_json(), "payload": result.payload}
@@ -181,10 +203,6 @@ def transform(self: Task, fetched: dict[str, Any] | None) -> dict[str, Any] | No
         link = LinkInfo.of(_link(run.link_id))
         provider = provider_named(run.provider)
         document = pages.get(fetched["raw"])
-        excluded = set(_provider_row_excluded(run.provider))
-        wanted = (
-            set(run.data_types) if run.data_types else set(provider.streams[run.stream].data_types)
-        )
         with context.bind(
             user_id=link.ehr_user_id, provider=run.provider, operation=f"{run.stream}_transform"
         ):
@@ -193,18 +211,21 @@ def transform(self: Task, fetched: dict[str, Any] | None) -> dict[str, Any] | No
                 FetchRequest.from_json(document["request"]),
                 document["payload"],
                 ctx=build_context(settings, link),
-                wanted=frozenset(wanted - excluded),
+                wanted=wanted_types(run),
                 validation_mode=settings.fhir_validation,
             )
     except Exception as exc:
         return _retry_or_fail(self, run_id, number, exc, "transform")
-    return {
+    transformed = {
         "run": run_id,
         "page": number,
         "entries": pages.put("entries", run_id, number, output.entries),
         "count": len(output.entries),
         "queue": run.queue,
     }
+    if run.checks_deletions:
+        transformed["seen"] = pages.put("seen", run_id, number, output.seen)
+    return transformed
 
 
 @shared_task(name="ohe.sync.push", bind=True, max_retries=None)
@@ -243,10 +264,18 @@ def push(self: Task, transformed: dict[str, Any] | None) -> dict[str, Any] | Non
                 )
     except Exception as exc:
         return _retry_or_fail(self, run_id, number, exc, "push")
-    runs.record_push(run_id, number, written)
+    # A page re-pushed by the sweeper carries no ``seen``: deletions then re-check everything.
+    seen = pages.get(transformed["seen"]) if "seen" in transformed else None
+    if runs.record_push(run_id, number, written, seen) and run.checks_deletions:
+        from ohe.tasks.deletions import void_deleted  # it builds on this module
+
+        enqueue(void_deleted.si(run_id).set(queue=run.queue))
     db.session.commit()
     return {"run": run_id, "page": number, "written": written}
 
 
-def _provider_row_excluded(provider: str) -> list[str]:
-    return provider_row(provider).excluded_data_types or []
+def wanted_types(run: SyncStatus) -> frozenset[str]:
+    """The data types a run writes: those it asked for (or its stream's), minus exclusions."""
+    stream = provider_named(run.provider).streams[run.stream]
+    wanted = set(run.data_types) if run.data_types else set(stream.data_types)
+    return frozenset(wanted - set(provider_row(run.provider).excluded_data_types or []))

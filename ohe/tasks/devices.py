@@ -21,6 +21,7 @@ from ohe.fhir.builders import BuildContext
 from ohe.fhir.devices import build_association, build_device, end_association
 from ohe.models import LinkStatus, ProviderLink, SyncState, SyncStatus, utcnow
 from ohe.observability.context import bind, current_request_id
+from ohe.observability.metrics import OBSERVATIONS_VOIDED
 from ohe.providers import provider as provider_named
 from ohe.providers.tokens import LinkTokens
 from ohe.resilience.errors import AuthError, classify
@@ -36,15 +37,7 @@ RETRYABLE = ("api_error", "network_error", "rate_limit_error", "circuit_breaker"
 
 
 def _ours(resource: dict[str, Any], system: str, scope: str) -> bool:
-    return any(
-        i.get("system") == system and str(i.get("value", "")).startswith(f"{scope}:")
-        for i in resource.get("identifier", [])
-    )
-
-
-def _strip(resource: dict[str, Any]) -> dict[str, Any]:
-    """A stored resource as a conditional-update body (the server owns id and meta)."""
-    return {k: v for k, v in resource.items() if k not in ("id", "meta", "text")}
+    return identifiers.natural_key(resource, system, scope) is not None
 
 
 def _ended_entries(ctx: BuildContext, keep: set[str]) -> list[dict[str, Any]]:
@@ -63,12 +56,14 @@ def _ended_entries(ctx: BuildContext, keep: set[str]) -> list[dict[str, Any]]:
                 and device_id not in keep
                 and status == "attached"
             ):
-                entries.append(bundle.update_entry(end_association(_strip(association), now)))
+                entries.append(
+                    bundle.update_entry(end_association(bundle.stored_body(association), now))
+                )
         return entries
     for device in client.search("Device", {"patient": ctx.patient}):
         device_id = device["identifier"][0]["value"].split(":", 1)[-1]
         if _ours(device, device_system, ctx.scope) and device_id not in keep:
-            ended = {k: v for k, v in _strip(device).items() if k != "patient"}
+            ended = {k: v for k, v in bundle.stored_body(device).items() if k != "patient"}
             entries.append(bundle.update_entry({**ended, "status": "inactive"}))
     return entries
 
@@ -180,6 +175,7 @@ def unlink_cleanup(self: Task, link_id: int, purge: bool = False) -> dict[str, i
         try:
             ended = _write(ctx, _ended_entries(ctx, keep=set()))
             purged = _write(ctx, _purge_entries(ctx)) if purge else 0
+            OBSERVATIONS_VOIDED.labels(info.provider, "purged").inc(purged)
         except Exception as exc:
             if classify(exc).value in RETRYABLE:
                 raise self.retry(countdown=60 * (self.request.retries + 1), exc=exc) from None
@@ -204,9 +200,7 @@ def _purge_entries(ctx: BuildContext) -> list[dict[str, Any]]:
                 _ours(observation, system, ctx.scope)
                 and observation.get("status") != "entered-in-error"
             ):
-                entries.append(
-                    bundle.update_entry({**_strip(observation), "status": "entered-in-error"})
-                )
+                entries.append(bundle.void_entry(observation))
     return entries
 
 

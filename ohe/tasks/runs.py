@@ -50,6 +50,7 @@ def create_run(
     window: tuple[datetime | None, datetime | None],
     request_id: str | None,
     queue: str | None = None,
+    checks_deletions: bool = False,
 ) -> SyncStatus:
     run = SyncStatus(
         link_id=link_id,
@@ -62,6 +63,7 @@ def create_run(
         window_start=window[0],
         window_end=window[1],
         request_id=request_id,
+        checks_deletions=checks_deletions,
     )
     db.session.add(run)
     db.session.flush()
@@ -123,12 +125,12 @@ def record_fetch(run_id: int, number: int, result: FetchResult, waits: int) -> i
     return number + 1
 
 
-def record_push(run_id: int, number: int, resources: int) -> bool:
+def record_push(run_id: int, number: int, resources: int, seen: list[str] | None = None) -> bool:
     """Mark a page pushed (once); complete the run when it was the last. True if completed."""
     pushed = db.session.execute(
         update(SyncPage)
         .where(SyncPage.run_id == run_id, SyncPage.number == number, SyncPage.state != "pushed")
-        .values(state="pushed", resources=resources, retry_at=None)
+        .values(state="pushed", resources=resources, retry_at=None, seen=seen)
     ).rowcount
     if pushed:
         db.session.execute(

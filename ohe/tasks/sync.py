@@ -23,6 +23,7 @@ from ohe.providers import provider as provider_named
 from ohe.tasks import pages, runs
 from ohe.tasks.base import enqueue
 from ohe.tasks.chain import page_chain, push_only
+from ohe.tasks.deletions import void_deleted
 from ohe.tasks.schedule import periodic
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ INCREMENTAL = frozenset({"schedule", "retry"})
 FIRST_POLL_WINDOW = timedelta(hours=24)
 SAFETY_NET_TICK = 300  # seconds between safety-net passes; each pass polls a share of links
 STUCK_AFTER = timedelta(minutes=15)
+DELETION_CHECK_GIVE_UP = timedelta(days=1)
 
 
 def sync_link(
@@ -74,6 +76,7 @@ def sync_link(
                 window=(None if cursor else window_start, window_end),
                 request_id=current_request_id(),
                 queue=queue,
+                checks_deletions=bool(stream.complete_kinds) and cursor is None,
             )
         )
     for run in planned:
@@ -152,7 +155,10 @@ def resume_parked() -> int:
 
 @shared_task(name="ohe.maintenance.sweep_stuck")
 def sweep_stuck() -> int:
-    """Pages nobody is working on (lost publish, worker lost beyond the cap): start them again."""
+    """Pages nobody is working on (lost publish, worker lost beyond the cap): start them again.
+
+    Also deletion checks of finished window runs that never completed (see ``deletions``).
+    """
     stale = utcnow() - STUCK_AFTER
     stuck = db.session.execute(
         select(SyncPage, SyncStatus)
@@ -169,8 +175,19 @@ def sweep_stuck() -> int:
     ).all()
     for page, run in stuck:
         _resume(page, run)
+    unchecked = db.session.scalars(
+        select(SyncStatus.id).where(
+            SyncStatus.status == SyncState.SUCCESS.value,
+            SyncStatus.checks_deletions.is_(True),
+            SyncStatus.deletions_checked_at.is_(None),
+            SyncStatus.finished_at < stale,
+            SyncStatus.finished_at > utcnow() - DELETION_CHECK_GIVE_UP,
+        )
+    ).all()
+    for run_id in unchecked:  # its check was lost or failed for good: try again, for a day
+        enqueue(void_deleted.si(run_id))
     db.session.commit()
-    return len(stuck)
+    return len(stuck) + len(unchecked)
 
 
 def _resume(page: SyncPage, run: SyncStatus) -> None:

@@ -65,6 +65,21 @@ class Transformed:
     samples: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     rejected: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)  # source ids of the samples kept
+
+
+def keep(samples: list[Sample], wanted: frozenset[str] | None) -> tuple[list[Sample], Counter[str]]:
+    """The patient's samples of the wanted types, and why the others were skipped."""
+    kept: list[Sample] = []
+    skipped: Counter[str] = Counter()
+    for sample in samples:
+        if sample.modality is Modality.AMBIGUOUS:
+            skipped["ambiguous"] += 1
+        elif wanted is not None and sample.data_type not in wanted:
+            skipped["excluded_type"] += 1
+        else:
+            kept.append(sample)
+    return kept, skipped
 
 
 def transform_page(
@@ -76,16 +91,7 @@ def transform_page(
     wanted: frozenset[str] | None,
     validation_mode: str,
 ) -> Transformed:
-    samples = provider.parse(request, payload)
-    kept: list[Sample] = []
-    skipped: Counter[str] = Counter()
-    for sample in samples:
-        if sample.modality is Modality.AMBIGUOUS:
-            skipped["ambiguous"] += 1
-        elif wanted is not None and sample.data_type not in wanted:
-            skipped["excluded_type"] += 1
-        else:
-            kept.append(sample)
+    kept, skipped = keep(provider.parse(request, payload), wanted)
     observations = [r for r in (build_observation(s, ctx) for s in kept) if r is not None]
     devices = {s.device.device_id: s.device for s in kept if s.device is not None}
     referenced = {o["device"]["reference"] for o in observations if "device" in o}
@@ -105,4 +111,4 @@ def transform_page(
         DATA_POINTS.labels(provider.name, sample.data_type).inc()
     for reason, count in skipped.items():
         SAMPLES_SKIPPED.labels(provider.name, reason).inc(count)
-    return Transformed(entries, len(kept), skipped, rejected)
+    return Transformed(entries, len(kept), skipped, rejected, [s.source_id for s in kept])

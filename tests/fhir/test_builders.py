@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from ohe.fhir.builders import BuildContext, build_observation
 from ohe.fhir.codes import CODES, LOINC, SAMPLE_TYPES, Shape
 from ohe.fhir.devices import build_association, build_device, end_association
+from ohe.fhir.elements import coded, data_type_of
 from ohe.fhir.validation import strict_check
+from ohe.providers.withings.streams import STREAMS as WITHINGS_STREAMS
 from ohe.samples import (
     Component,
     DeviceRef,
@@ -287,3 +289,16 @@ def test_arbitrary_devices_validate(device: DeviceRef, version: str) -> None:
     strict_check(build_device(device, ctx), version)
     if version == "R5":
         strict_check(build_association(device, ctx, ctx.device_url(device)), version)
+
+
+@pytest.mark.parametrize("stream", sorted(WITHINGS_STREAMS))
+def test_a_stored_code_maps_back_to_its_data_type_within_a_stream(stream: str) -> None:
+    """How the deletion check tells which data type a stored Observation holds."""
+    types = WITHINGS_STREAMS[stream].data_types
+    local = "https://ohe.example/CodeSystem/ohe-observation"
+    for data_type in types:
+        assert data_type_of(coded(data_type, local), types, local) == data_type
+    assert (
+        data_type_of({"coding": [{"system": "http://loinc.org", "code": "0-0"}]}, types, local)
+        is None
+    )

@@ -138,11 +138,11 @@ def _recording(row: dict[str, Any], signals: dict[str, Any], skips: Skips) -> li
             Component("systolic", number(pressure["systole"])),
             Component("diastolic", number(pressure["diastole"])),
         )
-        samples.append(
+        samples.append(  # the recording's record kind: getmeas does not return this reading
             Sample(
                 "blood_pressure",
-                "measure",
-                f"ecg-{signalid}:bp",
+                "ecg",
+                f"{signalid}:bp",
                 effective_start=start,
                 components=panel,
                 device=dev,

@@ -22,6 +22,9 @@ CATEGORY_REAL = 1
 OVERLAP = 300  # seconds re-read before the cursor
 WINDOW_SLACK = 60  # seconds added on both sides of a window (inclusivity is undocumented)
 RECORD_KIND = "measure"
+#: getmeas over a date window returns every group in it; a deleted group is simply gone
+#: (provider-apis.md §1.5, §1.10), so absence on a re-fetch means deleted.
+COMPLETE_KINDS = (RECORD_KIND,)
 
 
 @dataclass(frozen=True)

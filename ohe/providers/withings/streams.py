@@ -28,7 +28,13 @@ class StreamSpec:
 
 
 def _spec(name: str, module: Any, scope: str, max_backfill_days: int | None = None) -> StreamSpec:
-    stream = Stream(name, module.DATA_TYPES, scope, max_backfill_days)
+    stream = Stream(
+        name,
+        module.DATA_TYPES,
+        scope,
+        max_backfill_days,
+        frozenset(getattr(module, "COMPLETE_KINDS", ())),
+    )
     return StreamSpec(stream, module.plan, module.fetch, module.parse)
 
 

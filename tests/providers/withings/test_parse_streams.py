@@ -262,7 +262,7 @@ def test_ecg_keeps_the_full_waveform_and_classifies_the_rhythm(
     page = _ecg_page(10_000, 500, afib)
     samples = {s.source_id: s for s in offline_provider.parse(request("ecg", start=0), page)}
     check_vocabulary(samples.values())
-    assert set(samples) == {"9100", "ecg-9100:bp"}  # the failed recording is skipped
+    assert set(samples) == {"9100", "9100:bp"}  # the failed recording is skipped
     ecg = samples["9100"]
     assert (ecg.data_type, ecg.record_kind) == ("ecg", "ecg")
     assert ecg.waveform is not None
@@ -283,8 +283,8 @@ def test_ecg_keeps_the_full_waveform_and_classifies_the_rhythm(
         "BPM Core",
         "44",
     )
-    bp = samples["ecg-9100:bp"]
-    assert bp.data_type == "blood_pressure"
+    bp = samples["9100:bp"]
+    assert (bp.data_type, bp.record_kind) == ("blood_pressure", "ecg")  # not a getmeas group
     assert [(c.data_type, c.value) for c in bp.components] == [
         ("systolic", Decimal(131)),
         ("diastolic", Decimal(84)),
@@ -308,7 +308,7 @@ def test_ecg_without_its_signal_keeps_the_blood_pressure(
     page = _ecg_page(100, 500, 0)
     page["signals"] = {}
     samples = offline_provider.parse(request("ecg", start=0), page)
-    assert [s.source_id for s in samples] == ["ecg-9100:bp"]
+    assert [s.source_id for s in samples] == ["9100:bp"]
     assert any(
         getattr(r, "skipped", {}) == {"signal_unavailable": 1, "failed_recording": 1}
         for r in caplog.records

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 5b24a493a2c2
+Revision ID: 4b31f33cfe84
 Revises: 
-Create Date: 2026-11-27 13:31:39.807017
+Create Date: 2026-11-27 15:26:47.811234
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '5b24a493a2c2'
+revision = '4b31f33cfe84'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -139,6 +139,9 @@ def upgrade():
     sa.Column('resources_written', sa.Integer(), nullable=False),
     sa.Column('rate_limit_waits', sa.Integer(), nullable=False),
     sa.Column('pending_cursor', sa.String(length=255), nullable=True),
+    sa.Column('checks_deletions', sa.Boolean(), nullable=False),
+    sa.Column('deletions_checked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resources_voided', sa.Integer(), nullable=False),
     sa.Column('error_class', sa.String(length=32), nullable=True),
     sa.Column('error_message', sa.String(length=1024), nullable=True),
     sa.Column('request_id', sa.String(length=128), nullable=True),
@@ -180,6 +183,7 @@ def upgrade():
     sa.Column('request', sa.JSON(), nullable=False),
     sa.Column('records', sa.Integer(), nullable=False),
     sa.Column('resources', sa.Integer(), nullable=False),
+    sa.Column('seen', sa.JSON(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['sync_status.id'], ondelete='CASCADE'),
