@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -219,15 +218,10 @@ def verify(stack: Stack, load: Load, runs: list, args: argparse.Namespace) -> di
     )
 
     stack.fhir.admin("POST", "stats/reset")
-    start = min(r.window_start for r in runs if r.window_start) - timedelta(minutes=1)
-    end = max(r.window_end for r in runs if r.window_end)
-    for patient in patients:
-        body = {"ehr_user_id": patient, "start": start.isoformat(), "end": end.isoformat()}
-        stack.api("POST", "/api/base/sync/trigger/", json=body)
-    rerun = stack.wait_idle(timeout=args.timeout)
+    rerun = stack.rerun(runs, timeout=args.timeout)
     written = stack.fhir.stats()["resources"]
     print(
-        f"re-run of every window ({len(rerun) - len(runs)} runs): created {written['created']}, "
+        f"re-run of every window ({len(rerun)} runs): created {written['created']}, "
         f"updated {written['updated']}, unchanged {written.get('unchanged')}"
     )
     checks["re-running writes nothing new"] = written["created"] == 0 and written["updated"] == 0

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -114,6 +115,38 @@ class Stack:
             return runs if runs and all(done(r) for r in runs) else None
 
         return wait_for(idle, timeout, interval=0.3)
+
+    def rerun(self, runs: list[SyncStatus], timeout: float = 600) -> list[SyncStatus]:
+        """Sync again, through the API, exactly what ``runs`` covered: per patient and stream,
+        from its earliest window start to its latest window end (never later: the current
+        hour of intraday data keeps growing, and new data is not a re-sync). Waits for them."""
+        from ohe.models import EHRUser
+        from ohe.providers import provider as provider_named
+
+        windows: dict[tuple[int, str], tuple[datetime, datetime]] = {}
+        for run in runs:
+            if run.link_id and run.window_start and run.window_end and run.stream != "devices":
+                key = (run.link_id, run.stream)
+                start, end = windows.get(key, (run.window_start, run.window_end))
+                windows[key] = (min(start, run.window_start), max(end, run.window_end))
+        with self.app.app_context():
+            patients = dict(
+                db.session.execute(
+                    sa.select(ProviderLink.id, EHRUser.ehr_user_id).join(EHRUser)
+                ).all()
+            )
+            streams = provider_named("withings").streams
+        before = {r.id for r in self.runs()}
+        for (link_id, stream), (start, end) in sorted(windows.items()):
+            body = {
+                "ehr_user_id": patients[link_id],
+                "data_types": sorted(streams[stream].data_types),
+                "start": (start - timedelta(minutes=1)).isoformat(),
+                "end": end.isoformat(),
+            }
+            response = self.api("POST", "/api/base/sync/trigger/", json=body)
+            assert response.status_code == 202, response.text
+        return [r for r in self.wait_idle(timeout=timeout) if r.id not in before]
 
     def run_task(self, name: str, *args: Any) -> Any:
         """Run a task now in this process (as beat would trigger it; its chains go to workers)."""
