@@ -11,9 +11,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet
+
+N = TypeVar("N", int, float)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -44,27 +46,24 @@ text.expect = "a non-empty value"  # type: ignore[attr-defined]
 
 
 def integer(low: int, high: int | None = None) -> Callable[[str], int]:
-    expect = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
-
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(expect) from None
-        if value < low or (high is not None and value > high):
-            raise ValueError(expect)
-        return value
-
-    parse.expect = expect  # type: ignore[attr-defined]
-    return parse
+    return _bounded(int, "an integer", "", low, high)
 
 
 def number(low: float, high: float | None = None) -> Callable[[str], float]:
-    expect = f"a number >= {low:g}" if high is None else f"a number from {low:g} to {high:g}"
+    return _bounded(float, "a number", "g", low, high)
 
-    def parse(raw: str) -> float:
+
+def _bounded(
+    cast: Callable[[str], N], noun: str, spec: str, low: N, high: N | None
+) -> Callable[[str], N]:
+    """A parser of ``cast`` values within [low, high] whose error says the range."""
+    expect = (
+        f"{noun} >= {low:{spec}}" if high is None else f"{noun} from {low:{spec}} to {high:{spec}}"
+    )
+
+    def parse(raw: str) -> N:
         try:
-            value = float(raw.strip())
+            value = cast(raw.strip())
         except ValueError:
             raise ValueError(expect) from None
         if value < low or (high is not None and value > high):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,10 +292,12 @@ class FhirClient:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def search(self, resource_type: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        """Every matching resource, following ``next`` links."""
+    def search(
+        self, resource_type: str, params: Mapping[str, str | list[str]]
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching resource, following ``next`` links (a list repeats its parameter)."""
         url: str | None = resource_type
-        query: dict[str, str] | None = params
+        query: Mapping[str, str | list[str]] | None = params
         while url:
             page = self.request("GET", url, params=query).json()
             for entry in page.get("entry", []):

@@ -44,6 +44,11 @@ from ohe.tasks.transform import LinkInfo, build_context, keep
 
 log = logging.getLogger(__name__)
 
+# Observations per search page when reading a window back: servers cap ``_count`` at their own
+# maximum and page on, but a small default page (HAPI 20, ours 50) makes a year-long window
+# hundreds of round trips.
+SEARCH_PAGE = 1000
+
 
 @shared_task(name="ohe.sync.void_deleted", bind=True, max_retries=None)
 def void_deleted(self: Task, run_id: int) -> int:
@@ -117,7 +122,12 @@ def _stored(
     found = []
     for kind in sorted(stream.complete_kinds):
         id_system = ctx.systems[kind]
-        query = {"subject": ctx.patient, "identifier": f"{id_system}|", "date": f"ge{_z(start)}"}
+        query = {
+            "subject": ctx.patient,
+            "identifier": f"{id_system}|",
+            "date": [f"ge{_z(start)}", f"le{_z(end)}"],
+            "_count": str(SEARCH_PAGE),
+        }
         for resource in fhir_client().search("Observation", query):
             key = identifiers.natural_key(resource, id_system, ctx.scope)
             effective = _effective(resource)

@@ -177,11 +177,7 @@ def _complete_if_done(run_id: int) -> bool:
     log.info(
         "sync run finished",
         extra={
-            "operation": "sync",
-            "provider": run.provider,
-            "stream": run.stream,
-            "sync_type": run.sync_type,
-            "run_id": run.id,
+            **_log_fields(run),
             "pages": run.pages_done,
             "resources_written": run.resources_written,
         },
@@ -220,11 +216,7 @@ def fail_run(
         log.error(
             "sync run failed",
             extra={
-                "operation": "sync",
-                "provider": run.provider,
-                "stream": run.stream,
-                "sync_type": run.sync_type,
-                "run_id": run.id,
+                **_log_fields(run),
                 "error_type": error_class,
                 "reason": message,
             },
@@ -265,3 +257,14 @@ def _newer(candidate: str, current: str | None) -> bool:
         return float(candidate) > float(current)
     except ValueError:
         return candidate != current
+
+
+def _log_fields(run: SyncStatus) -> dict[str, object]:
+    """The fields that name a run on its log lines (the guide's operation/provider first)."""
+    return {
+        "operation": "sync",
+        "provider": run.provider,
+        "stream": run.stream,
+        "sync_type": run.sync_type,
+        "run_id": run.id,
+    }

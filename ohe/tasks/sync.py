@@ -76,12 +76,26 @@ def sync_link(
                 window=(None if cursor else window_start, window_end),
                 request_id=current_request_id(),
                 queue=queue,
-                checks_deletions=bool(stream.complete_kinds) and cursor is None,
+                checks_deletions=bool(stream.complete_kinds)
+                and cursor is None
+                and _synced_before(link.id, name),
             )
         )
     for run in planned:
         enqueue(page_chain(run.id, 0, run.queue))
     return planned
+
+
+def _synced_before(link_id: int, stream: str) -> bool:
+    """Whether an earlier run of this link's stream may have written what is now deleted.
+
+    A link's first backfill has nothing of its own to void, and checking it would read a whole
+    year of Observations back from the FHIR server for nothing.
+    """
+    earlier = select(SyncStatus.id).where(
+        SyncStatus.link_id == link_id, SyncStatus.stream == stream
+    )
+    return db.session.scalar(earlier.limit(1)) is not None
 
 
 def active_links(provider: str | None = None) -> list[ProviderLink]:
