@@ -203,7 +203,7 @@ def verify(stack: Stack, load: Load, runs: list, args: argparse.Namespace) -> di
         for p in patients
     ]
     checks["status API: every link completed"] = all(
-        s["providers"]["withings"]["status"] == "completed" for s in statuses
+        s["providers"].get("withings", {}).get("status") == "completed" for s in statuses
     )
     listed = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "ohe.app", "ohe", "links", "--status", "active"],

@@ -75,9 +75,10 @@ def rate_wait() -> None:
         counter[0] += 1
 
 
-#: Rate-limit lanes, most urgent first. ``live``: webhook-driven fetches, a patient's fresh
-#: measurement (the whole limit); ``setup``: linking (code exchange, subscriptions), all but a
-#: reserve kept for live; ``bulk``: backfills and polls, ``OHE_BULK_RATE_SHARE`` of the limit.
+#: Rate-limit lanes, most urgent first. ``live``: webhook-driven fetches (a patient's fresh
+#: measurement) and the code exchange (a patient's browser waits): the whole limit; ``setup``:
+#: subscriptions of new links, all but a reserve kept for live; ``bulk``: backfills and polls,
+#: ``OHE_BULK_RATE_SHARE`` of the limit.
 LIVE, SETUP, BULK = "live", "setup", "bulk"
 _lane: ContextVar[str] = ContextVar("ohe_rate_lane", default=BULK)
 _patience: ContextVar[float | None] = ContextVar("ohe_rate_patience", default=None)

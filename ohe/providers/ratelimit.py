@@ -8,8 +8,9 @@ a ``RateLimitError`` whose ``retry_after`` the task turns into a delayed retry, 
 never parked on a limiter.
 
 Calls take their slot in a lane (``context.rate_lane``). Live work (webhook-driven syncs) may
-use the whole window; bulk work (backfills, polls) only ``bulk_share`` of it; setup work
-(code exchanges, subscriptions of new links) the share halfway between. However big a backfill
+and the code exchange (a patient's browser waits) may use the whole window; bulk work
+(backfills, polls) only ``bulk_share`` of it; setup work (subscriptions of new links) the share
+halfway between. However big a backfill
 is, and however many patients link at once, room is left for a fresh measurement to be fetched
 within seconds of its webhook.
 """

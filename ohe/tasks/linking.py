@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from ohe.extensions import db, state
 from ohe.models import EHRUser, LinkAttempt, LinkStatus, ProviderLink, SyncCursor, utcnow
-from ohe.observability.context import SETUP, rate_lane
+from ohe.observability.context import LIVE, rate_lane
 from ohe.providers import provider as provider_named
 from ohe.providers.base import TokenSet
 from ohe.providers.rows import provider_row
@@ -127,9 +127,10 @@ def complete_link(
             "invalid_request", "The provider sent no authorisation code.", 400, attempt
         )
     try:
-        # The code dies in 30 s and a browser waits: never queue behind backfills, and wait
-        # for a slot of a saturated limit rather than fail the patient's linking.
-        with rate_lane(SETUP, patience=CODE_EXCHANGE_PATIENCE):
+        # The code dies in 30 s and a browser waits: live work, never queued behind backfills
+        # or behind the subscriptions of patients who linked a moment ago, and it waits for a
+        # slot of a saturated limit rather than fail the patient's linking.
+        with rate_lane(LIVE, patience=CODE_EXCHANGE_PATIENCE):
             tokens = provider_named(provider).exchange_code(code, redirect_uri(provider), None)
     except OheError as exc:
         log.warning(

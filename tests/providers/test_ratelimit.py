@@ -28,7 +28,7 @@ def test_bulk_work_leaves_the_reserved_share_to_live_work() -> None:
 
 
 def test_linking_new_patients_cannot_take_the_last_slots_from_webhook_fetches() -> None:
-    """Twenty patients linking at once make ~100 setup calls (code exchange, subscriptions):
+    """Twenty patients linking at once make ~100 setup calls (subscriptions):
     they queue behind each other, not in front of a fresh measurement's fetch."""
     limit = SharedRateLimit(
         MemoryCoordination(), "withings", APIClientConfig(10, 60), max_wait=0.1, bulk_share=0.6
@@ -51,5 +51,5 @@ def test_a_waiting_human_gets_more_patience_than_a_task() -> None:
     assert limit.acquire() == 0.0
     with pytest.raises(RateLimitError):
         limit.acquire()
-    with rate_lane(SETUP, patience=2.0):
+    with rate_lane(LIVE, patience=2.0):
         assert 0 < limit.acquire() <= 2.0
