@@ -7,12 +7,11 @@ and still uses it fully. Short waits are slept through; a wait longer than ``max
 a ``RateLimitError`` whose ``retry_after`` the task turns into a delayed retry, so workers are
 never parked on a limiter.
 
-Calls take their slot in a lane (``context.rate_lane``). Live work (webhook-driven syncs) may
-and the code exchange (a patient's browser waits) may use the whole window; bulk work
+Calls take their slot in a lane (``context.rate_lane``). Live work (webhook-driven syncs, and
+the code exchange for which a patient's browser waits) may use the whole window; bulk work
 (backfills, polls) only ``bulk_share`` of it; setup work (subscriptions of new links) the share
-halfway between. However big a backfill
-is, and however many patients link at once, room is left for a fresh measurement to be fetched
-within seconds of its webhook.
+halfway between. However big a backfill is, and however many patients link at once, room is
+left for a fresh measurement to be fetched within seconds of its webhook.
 """
 
 from __future__ import annotations

@@ -43,6 +43,16 @@ class RetryHandler:
         return random.uniform(ceiling * (1 - self.jitter), ceiling)  # noqa: S311 - jitter
 
 
+def turn_after(exc: BaseException, default: float, spread: float) -> float:
+    """Seconds until a rate-limited call tries again: the limiter's or server's hint (else
+    ``default``) plus up to ``spread`` of jitter, so waiters do not all return at once.
+
+    For work that waits its turn however long it takes, outside any retry budget; failures
+    that count against one use :meth:`RetryHandler.delay`.
+    """
+    return (getattr(exc, "retry_after", None) or default) + random.uniform(0, spread)  # noqa: S311
+
+
 # The guide's presets.
 CRITICAL_RETRY = RetryHandler(max_retries=5, base_delay=2.0, max_delay=60.0, backoff_factor=2.0)
 QUICK_RETRY = RetryHandler(max_retries=2, base_delay=0.5, max_delay=5.0, backoff_factor=1.5)

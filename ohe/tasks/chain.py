@@ -17,7 +17,6 @@ or tokens. Retries follow the guide's ``RetryHandler`` by error class; a wait lo
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -36,7 +35,7 @@ from ohe.providers.base import FetchRequest
 from ohe.providers.rows import provider_row
 from ohe.providers.tokens import LinkTokens
 from ohe.resilience.errors import AuthError, ErrorClass, classify
-from ohe.resilience.retry import LONG_WAIT, RetryHandler
+from ohe.resilience.retry import LONG_WAIT, RetryHandler, turn_after
 from ohe.tasks import pages, runs
 from ohe.tasks.base import enqueue
 from ohe.tasks.transform import LinkInfo, build_context, transform_page
@@ -148,8 +147,7 @@ def _wait_turn(run_id: int, number: int, queue: str, exc: BaseException) -> None
         .where(SyncPage.run_id == run_id, SyncPage.number == number)
         .values(updated_at=utcnow())
     )
-    wait = (getattr(exc, "retry_after", None) or 5.0) + random.uniform(0, 2)  # noqa: S311
-    enqueue(page_chain(run_id, number, queue).set(countdown=wait))
+    enqueue(page_chain(run_id, number, queue).set(countdown=turn_after(exc, 5.0, 2.0)))
     db.session.commit()
 
 

@@ -8,7 +8,6 @@ stops working is never revoked on one failure: ``needs_reauth`` is the state for
 from __future__ import annotations
 
 import logging
-import random
 from datetime import timedelta
 
 from celery import shared_task
@@ -21,6 +20,7 @@ from ohe.observability.metrics import PROVIDER_API_ERRORS
 from ohe.providers import provider as provider_named
 from ohe.providers.tokens import LinkTokens
 from ohe.resilience.errors import ErrorClass, ValidationError, classify
+from ohe.resilience.retry import turn_after
 from ohe.tasks.base import enqueue
 from ohe.tasks.schedule import periodic
 
@@ -75,7 +75,7 @@ def subscribe(self, link_id: int) -> list[str]:
             return []
         except Exception as exc:
             if classify(exc) is ErrorClass.RATE_LIMIT:  # busy, not broken: as long as it takes
-                wait = (getattr(exc, "retry_after", None) or 30.0) + random.uniform(0, 5)  # noqa: S311
+                wait = turn_after(exc, 30.0, 5.0)
                 raise self.retry(countdown=wait, exc=exc, max_retries=None) from None
             if classify(exc).value in ("api_error", "network_error"):
                 raise self.retry(countdown=60 * (self.request.retries + 1), exc=exc) from None

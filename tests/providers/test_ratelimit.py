@@ -8,7 +8,7 @@ from ohe.coordination import MemoryCoordination
 from ohe.observability.context import LIVE, SETUP, rate_lane
 from ohe.providers.ratelimit import SharedRateLimit
 from ohe.resilience.errors import RateLimitError
-from ohe.resilience.retry import APIClientConfig
+from ohe.resilience.retry import APIClientConfig, turn_after
 
 
 def test_bulk_work_leaves_the_reserved_share_to_live_work() -> None:
@@ -53,3 +53,12 @@ def test_a_waiting_human_gets_more_patience_than_a_task() -> None:
         limit.acquire()
     with rate_lane(LIVE, patience=2.0):
         assert 0 < limit.acquire() <= 2.0
+
+
+def test_a_rate_limited_call_returns_after_the_hint_plus_jitter() -> None:
+    """Waiting one's turn honours the limiter's hint, else the default, and spreads waiters."""
+    hinted = RateLimitError("busy", retry_after=12.0)
+    assert all(12.0 <= turn_after(hinted, 5.0, 2.0) <= 14.0 for _ in range(50))
+    unhinted = RateLimitError("busy")
+    waits = {turn_after(unhinted, 30.0, 5.0) for _ in range(50)}
+    assert all(30.0 <= w <= 35.0 for w in waits) and len(waits) > 1
